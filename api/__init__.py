@@ -1,0 +1,1 @@
+"""Sluice's front doors: the HTTP API (served by every worker) and the `sluice` command."""

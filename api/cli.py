@@ -1,0 +1,252 @@
+"""The `sluice` command: run workers and the dev broker, submit jobs and follow them."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from streams.config import load_settings
+from streams.exceptions import ConfigError
+
+TERMINAL = {"completed", "failed", "cancelled"}
+CONTENT_TYPES = {".csv": "text/csv", ".ndjson": "application/x-ndjson", ".jsonl": "application/x-ndjson"}
+
+
+def api_url() -> str:
+    default_port = os.environ.get("SLUICE_API_PORT", "8000")
+    return os.environ.get("SLUICE_API_URL", f"http://127.0.0.1:{default_port}").rstrip("/")
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from api.http import mount
+    from streams.app import create_app
+    from streams.worker import run_worker
+
+    if args.port:
+        os.environ["SLUICE_API_PORT"] = str(args.port)
+    settings = load_settings()
+    if not settings.bootstrap_servers:
+        raise ConfigError(
+            "KAFKA_BOOTSTRAP_SERVERS is not set: point it at a Kafka cluster, "
+            "or use `sluice run` to start the embedded dev broker with a worker"
+        )
+    sluice = create_app(settings)
+    mount(sluice)
+    run_worker(sluice, until_idle=args.until_idle, loglevel=args.loglevel)
+    return 0
+
+
+def cmd_devbroker(args: argparse.Namespace) -> int:
+    from streams.devbroker import start_dev_broker
+
+    broker = start_dev_broker(port=args.port)
+    print(f"dev broker listening on {broker.bootstrap_servers} (Ctrl-C stops it)", flush=True)
+    try:
+        broker.process.wait()
+    except KeyboardInterrupt:
+        broker.stop()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Dev broker (unless KAFKA_BOOTSTRAP_SERVERS is set) + one worker serving the API."""
+    from streams.devbroker import start_dev_broker
+
+    broker = None
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        data_dir = Path(os.environ.get("SLUICE_DATA_DIR", ".sluice"))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        broker = start_dev_broker(log_path=data_dir / "devbroker.log")
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+        # the dev broker keeps nothing across restarts: neither may the worker's local state
+        for stale in data_dir.glob("*-*/"):
+            _remove_tree(stale)
+    settings = load_settings()
+    url = f"http://{settings.api_host}:{settings.api_port}"
+    where = "embedded dev broker" if broker else "KAFKA_BOOTSTRAP_SERVERS"
+    print(
+        f"Sluice: Kafka {settings.bootstrap_servers} ({where}), "
+        f"database {settings.database_url_masked}\n"
+        f"API: {url}  (ready once `curl {url}/api/health` answers 200)\n"
+        f"Submit a job:\n"
+        f"  .venv/bin/sluice submit examples/users.csv --type user-import "
+        f"--opt skipDuplicates=true --follow\n"
+        f"  curl -X POST -H 'Content-Type: text/csv' --data-binary @examples/users.csv "
+        f"'{url}/api/batch/jobs?type=user-import'\n",
+        flush=True,
+    )
+    try:
+        args.until_idle = False
+        args.port = None
+        return cmd_worker(args)
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# -- client -----------------------------------------------------------------------------------
+
+
+def _request(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+             ) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=600) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        payload = error.read()
+        try:
+            return error.code, json.loads(payload)
+        except ValueError:
+            return error.code, {"error": {"message": payload.decode(errors="replace")}}
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--opt takes key=value, got {pair!r}")
+        options[key] = value
+    return options
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise SystemExit(f"no such file: {path}")
+    options = _options(args.opt)
+    base = api_url()
+    if path.suffix.lower() == ".json":
+        data = json.loads(path.read_text())
+        body = json.dumps({"type": args.type, "data": data, "options": options}).encode()
+        status, answer = _request("POST", f"{base}/api/batch/jobs", body,
+                                  {"Content-Type": "application/json"})
+    else:
+        content_type = CONTENT_TYPES.get(path.suffix.lower())
+        if content_type is None:
+            raise SystemExit(f"cannot tell the format of {path.name}: use .csv, .ndjson or .json")
+        query = urllib.parse.urlencode({"type": args.type, **options})
+        with path.open("rb") as upload:  # streamed by http.client, never read whole
+            status, answer = _request(
+                "POST", f"{base}/api/batch/jobs?{query}", upload,
+                {"Content-Type": content_type, "Content-Length": str(path.stat().st_size)},
+            )
+    if status != 202:
+        message = answer.get("error", {}).get("message", answer)
+        print(f"rejected ({status}): {message}", file=sys.stderr)
+        return 2
+    print(json.dumps(answer, indent=2))
+    if args.follow:
+        return follow(base, answer["jobId"])
+    return 0
+
+
+def follow(base: str, job_id: str, interval: float = 0.5) -> int:
+    """A live progress bar until the job ends; then the summary. Exit 0 only if completed."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, unit="rec", unit_scale=True, desc=job_id[:8], file=sys.stderr)
+    view: dict[str, Any] = {}
+    try:
+        while True:
+            status, view = _request("GET", f"{base}/api/batch/jobs/{job_id}")
+            if status == 200:
+                progress = view["progress"]
+                if progress["total"] is not None and bar.total != progress["total"]:
+                    bar.total = progress["total"]
+                bar.n = progress["processed"]
+                bar.set_postfix(status=view["status"], failed=progress["failed"],
+                                skipped=progress["skipped"])
+                bar.refresh()
+                if view["status"] in TERMINAL:
+                    break
+            time.sleep(interval)
+    finally:
+        bar.close()
+    print(json.dumps({"status": view["status"], "progress": view["progress"],
+                      "summary": view["summary"], "error": view["error"]}, indent=2))
+    return 0 if view["status"] == "completed" else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status, answer = _request("GET", f"{api_url()}/api/batch/jobs/{args.job_id}")
+    print(json.dumps(answer, indent=2))
+    return 0 if status == 200 else 1
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    for field in dataclasses.fields(settings):
+        value = settings.database_url_masked if field.name == "database_url" else getattr(
+            settings, field.name
+        )
+        print(f"{field.name} = {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sluice", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="dev broker + a worker serving the API")
+    run.add_argument("--loglevel", default="info")
+    run.set_defaults(func=cmd_run)
+
+    worker = commands.add_parser("worker", help="a worker (consumes chunks, serves the API)")
+    worker.add_argument("--until-idle", action="store_true",
+                        help="drain the topics, then exit (tests, benchmarks, one-shot jobs)")
+    worker.add_argument("--port", type=int, help="HTTP port (default SLUICE_API_PORT)")
+    worker.add_argument("--loglevel", default="info")
+    worker.set_defaults(func=cmd_worker)
+
+    broker = commands.add_parser("devbroker", help="the embedded Kafka-protocol dev broker")
+    broker.add_argument("--port", type=int, default=9092)
+    broker.set_defaults(func=cmd_devbroker)
+
+    submit = commands.add_parser("submit", help="submit a file as a batch job")
+    submit.add_argument("file")
+    submit.add_argument("--type", required=True, help="job type, e.g. user-import")
+    submit.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="job option, e.g. --opt skipDuplicates=true (repeatable)")
+    submit.add_argument("--follow", action="store_true", help="show progress until the job ends")
+    submit.set_defaults(func=cmd_submit)
+
+    status = commands.add_parser("status", help="a job's status")
+    status.add_argument("job_id")
+    status.set_defaults(func=cmd_status)
+
+    config = commands.add_parser("config", help="print the settings in force")
+    config.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"sluice: {exc}", file=sys.stderr)
+        return 78  # EX_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Turn the three shapes of a batch request into a submitted job.
+
+- a raw `text/csv` or `application/x-ndjson` body, type and options in the query string;
+- `multipart/form-data`: option fields first, then the file part;
+- `application/json` `{type, data: [...], options: {...}}` for small inline batches.
+Bodies are streamed block by block into the parser and the splitter; only the inline JSON form
+is read whole, and it is bounded by SLUICE_MAX_INLINE_BYTES.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from streams.app import Sluice
+from streams.exceptions import RequestError
+from streams.jobtypes import get_job_type
+from streams.jobtypes.base import JobType
+from streams.parse import (
+    CsvParser,
+    NdjsonParser,
+    ParsedRecord,
+    UploadError,
+    parser_for,
+    records_from_json_items,
+)
+from streams.submit import Accepted, JobSubmission, check_columns
+
+BLOCK_SIZE = 64 * 1024
+MAX_FIELD_BYTES = 64 * 1024
+_FILE_TYPES = {".csv": "text/csv", ".ndjson": "application/x-ndjson", ".jsonl": "application/x-ndjson"}
+
+
+def _job_type_and_options(raw: Mapping[str, Any]) -> tuple[JobType, dict[str, Any]]:
+    values = dict(raw)
+    job_type = get_job_type(values.pop("type", None))
+    return job_type, job_type.parse_options(values)
+
+
+async def submit_stream(
+    sluice: Sluice,
+    job_type: JobType,
+    options: Mapping[str, Any],
+    parser: CsvParser | NdjsonParser,
+    blocks: AsyncIterator[bytes],
+) -> Accepted:
+    """Parse and split an upload while it arrives; the job exists once its columns are known."""
+    submission: JobSubmission | None = None
+    waiting: list[ParsedRecord] = []
+    per_record_columns = isinstance(parser, NdjsonParser)
+
+    async def forward(records: list[ParsedRecord]) -> None:
+        nonlocal submission, waiting
+        if submission is None:
+            waiting.extend(records)
+            if parser.columns is None:
+                return
+            check_columns(job_type, parser.columns)
+            submission = JobSubmission(sluice, job_type, options)
+            await submission.open()
+            submission.note_columns(parser.columns)
+            records, waiting = waiting, []
+        if per_record_columns:
+            for record in records:
+                if record.fields is not None:
+                    submission.note_columns(record.fields)
+        await submission.add(records)
+
+    try:
+        async for block in blocks:
+            await forward(parser.feed(block))
+        await forward(parser.close())
+        if submission is None:  # a header and nothing else: still a (zero-record) job
+            if parser.columns is None:
+                raise UploadError("the upload is empty")
+            check_columns(job_type, parser.columns)
+            submission = JobSubmission(sluice, job_type, options)
+            await submission.open()
+        return await submission.close()
+    except BaseException as exc:
+        if submission is not None:
+            await submission.abort(_abort_reason(exc))
+        raise
+
+
+def _abort_reason(exc: BaseException) -> str:
+    if isinstance(exc, RequestError):
+        return f"upload rejected: {exc}"
+    return f"upload interrupted: {type(exc).__name__}"
+
+
+async def _body_blocks(request: web.Request) -> AsyncIterator[bytes]:
+    async for block in request.content.iter_chunked(BLOCK_SIZE):
+        yield block
+
+
+async def _part_blocks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while block := await part.read_chunk(BLOCK_SIZE):
+        yield block
+
+
+async def submit_raw(sluice: Sluice, request: web.Request) -> Accepted:
+    job_type, options = _job_type_and_options(request.query)
+    parser = parser_for(request.headers.get("Content-Type", ""))
+    return await submit_stream(sluice, job_type, options, parser, _body_blocks(request))
+
+
+async def submit_multipart(sluice: Sluice, request: web.Request) -> Accepted:
+    fields: dict[str, Any] = dict(request.query)
+    reader = await request.multipart()
+    accepted: Accepted | None = None
+    async for part in reader:
+        if not isinstance(part, BodyPartReader):
+            raise RequestError("nested multipart bodies are not supported")
+        if part.filename is None and part.name != "file":
+            if accepted is not None:
+                raise RequestError(f"field {part.name!r} came after the file: send options first")
+            value = await part.read(decode=True)
+            if len(value) > MAX_FIELD_BYTES:
+                raise RequestError(f"field {part.name!r} is too large", status=413)
+            fields[part.name or ""] = value.decode("utf-8", "replace")
+            continue
+        if accepted is not None:
+            raise RequestError("send exactly one file part")
+        job_type, options = _job_type_and_options(fields)
+        parser = parser_for(_part_content_type(part))
+        accepted = await submit_stream(sluice, job_type, options, parser, _part_blocks(part))
+    if accepted is None:
+        raise RequestError("the form has no file part (send the upload as a field named 'file')")
+    return accepted
+
+
+def _part_content_type(part: BodyPartReader) -> str:
+    declared = part.headers.get("Content-Type", "")
+    if declared and not declared.startswith("application/octet-stream"):
+        return declared
+    name = (part.filename or "").lower()
+    for suffix, content_type in _FILE_TYPES.items():
+        if name.endswith(suffix):
+            return content_type
+    raise UploadError(
+        "cannot tell the file's format: give the part a Content-Type of text/csv or "
+        "application/x-ndjson, or a .csv / .ndjson file name"
+    )
+
+
+async def submit_inline(sluice: Sluice, request: web.Request) -> Accepted:
+    limit = sluice.settings.max_inline_bytes
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise RequestError(
+            f"inline JSON batches are limited to {limit} bytes: upload larger batches as "
+            "text/csv or application/x-ndjson",
+            status=413,
+        )
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise RequestError(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise RequestError("the body must be a JSON object {type, data, options}")
+    options = payload.get("options", {})
+    if not isinstance(options, dict):
+        raise RequestError("'options' must be a JSON object", field="options")
+    data = payload.get("data")
+    if not isinstance(data, list) or not data:
+        raise RequestError("'data' must be a non-empty JSON array of records", field="data")
+    job_type, parsed_options = _job_type_and_options({**options, "type": payload.get("type")})
+    first = next((item for item in data if isinstance(item, dict)), {})
+    check_columns(job_type, first)
+    submission = JobSubmission(sluice, job_type, parsed_options)
+    await submission.open()
+    try:
+        records = list(records_from_json_items(data))
+        _note_columns(submission, records)
+        await submission.add(records)
+        return await submission.close()
+    except BaseException as exc:
+        await submission.abort(_abort_reason(exc))
+        raise
+
+
+def _note_columns(submission: JobSubmission, records: Iterable[ParsedRecord]) -> None:
+    for record in records:
+        if record.fields is not None:
+            submission.note_columns(record.fields)

@@ -1,0 +1,164 @@
+"""The chunk agent: apply each chunk in one transaction, report its outcome, never lose one.
+
+Events are taken in small batches; chunks of one partition are applied in order, chunks of
+different partitions in parallel on the writer threads (one connection keeps the database only
+half busy). Faust acks a batch once this agent returns to it, even when it returns by
+cancellation, so a batch is shielded: a stopping worker finishes the chunks it has started
+before the offsets that follow the stop are committed. Nothing here raises into Faust: a chunk
+either reaches the sink or the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from streams import events, ledger_apply
+from streams.app import Sluice
+from streams.chunks import decode_chunk
+from streams.deadletter import dead_letter
+from streams.failures import backoff_delay, classify
+from streams.jobtypes.base import Chunk, ChunkResult, RecordFailure
+from streams.metrics import metrics
+from streams.options import COMMON_OPTIONS
+
+log = logging.getLogger(__name__)
+DEFAULT_RETRY_ATTEMPTS = COMMON_OPTIONS["retryAttempts"].default
+
+
+class ChunkProcessor:
+    def __init__(self, sluice: Sluice):
+        self.sluice = sluice
+        self.app = sluice.app
+
+    async def process_batch(self, batch: Sequence[Any]) -> None:
+        by_partition: dict[int, list[Any]] = defaultdict(list)
+        for event in batch:
+            by_partition[event.message.partition].append(event)
+        work = asyncio.ensure_future(
+            asyncio.gather(*(self._process_in_order(evs) for evs in by_partition.values()))
+        )
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # finish what was started: the ack that follows must not skip a chunk
+            await work
+            raise
+
+    async def _process_in_order(self, partition_events: list[Any]) -> None:
+        for event in partition_events:
+            await self._process(event.message)
+
+    async def _process(self, message: Any) -> None:
+        state = self.sluice.state
+        state.chunks_in_flight += 1
+        state.touch()
+        try:
+            await self._apply_or_dead_letter(message)
+        finally:
+            state.chunks_in_flight -= 1
+            state.touch()
+
+    async def _apply_or_dead_letter(self, message: Any) -> None:
+        loop = asyncio.get_running_loop()
+        chunk: Chunk | None = None
+        attempts = 0
+        first_failure_ms = 0
+        while True:
+            attempts += 1
+            started = time.perf_counter()
+            try:
+                if chunk is None:
+                    chunk = decode_chunk(message.value)
+                chunk_now = chunk
+                result, fresh = await loop.run_in_executor(
+                    self.sluice.executor, ledger_apply.apply, self.sluice.engine, chunk_now
+                )
+            except Exception as exc:
+                first_failure_ms = first_failure_ms or events.now_ms()
+                decision = classify(exc)
+                budget = self._retry_attempts(chunk)
+                if decision.retry and attempts <= budget:
+                    metrics().chunks.labels("retried").inc()
+                    delay = backoff_delay(attempts)
+                    log.warning(
+                        "chunk %s attempt %d failed (%s: %s); retrying in %.2fs",
+                        _where(message, chunk), attempts, type(exc).__name__, exc, delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                await self._dead_letter(message, chunk, exc, attempts, first_failure_ms)
+                return
+            metrics().chunk_seconds.observe(time.perf_counter() - started)
+            metrics().chunks.labels("applied" if fresh else "redelivered").inc()
+            if fresh:
+                for outcome in ("successful", "failed", "skipped"):
+                    metrics().records.labels(chunk_now.job_type, outcome).inc(
+                        getattr(result, outcome)
+                    )
+            await self._send_outcome(chunk_now, result)
+            return
+
+    @staticmethod
+    def _retry_attempts(chunk: Chunk | None) -> int:
+        if chunk is None:
+            return DEFAULT_RETRY_ATTEMPTS
+        value = chunk.options.get("retryAttempts", DEFAULT_RETRY_ATTEMPTS)
+        return value if isinstance(value, int) else DEFAULT_RETRY_ATTEMPTS
+
+    async def _send_outcome(
+        self, chunk: Chunk, result: ChunkResult, *, dead_lettered: bool = False
+    ) -> None:
+        value = events.chunk_outcome(chunk, result, dead_lettered=dead_lettered)
+        # wait for the broker's ack: the chunk's offset may be committed right after we return
+        delivery = await self.sluice.progress_topic.send(key=chunk.job_id, value=value)
+        await delivery
+
+    async def _dead_letter(
+        self,
+        message: Any,
+        chunk: Chunk | None,
+        error: BaseException,
+        attempts: int,
+        first_failure_ms: int,
+    ) -> None:
+        metrics().chunks.labels("dead_lettered").inc()
+        log.error(
+            "chunk %s dead-lettered after %d attempt(s): %s: %s",
+            _where(message, chunk), attempts, type(error).__name__, error,
+        )
+        await dead_letter(
+            self.app.producer,
+            message,
+            error,
+            attempts=attempts,
+            first_failure_ms=first_failure_ms,
+            job_id=chunk.job_id if chunk else None,
+            chunk_index=chunk.chunk_index if chunk else None,
+        )
+        if chunk is not None:
+            # the job's records are neither lost nor successful: they count as failed
+            result = ChunkResult(records=len(chunk.records))
+            reason = f"chunk dead-lettered: {type(error).__name__}"
+            for record in chunk.records:
+                result.fail(RecordFailure(record["row"], None, reason))
+            await self._send_outcome(chunk, result, dead_lettered=True)
+
+
+def _where(message: Any, chunk: Chunk | None) -> str:
+    place = f"{message.topic}[{message.partition}]@{message.offset}"
+    return f"{place} (job {chunk.job_id} chunk {chunk.chunk_index})" if chunk else place
+
+
+def register(sluice: Sluice) -> None:
+    processor = ChunkProcessor(sluice)
+    batch_size = sluice.settings.batch_chunks
+
+    @sluice.app.agent(sluice.chunk_topic, name="apply-chunks")
+    async def apply_chunks(stream: Any) -> None:
+        async for batch in stream.take_events(batch_size, within=0.05):
+            await processor.process_batch(batch)

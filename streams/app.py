@@ -1,0 +1,124 @@
+"""The Faust App, its settings, its topics and table; agents attach in `create_app`."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from sqlalchemy import Engine
+
+from streams import topics
+from streams.config import Settings
+from streams.kafka.end_offsets import install_faust_fix
+from streams.sink.database import make_engine
+from streams.worker_state import WorkerState
+
+# A chunk of 10,000 wide records can pass aiokafka's 1 MiB default; the broker has no limit.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+def broker_url(bootstrap_servers: str) -> str:
+    return ";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(","))
+
+
+@dataclass
+class Sluice:
+    """One process's Faust app and everything its agents and API share."""
+
+    settings: Settings
+    app: faust.App
+    chunk_topic: Any
+    progress_topic: Any
+    progress_table: Any
+    dead_letter_topics: list[Any]
+    engine: Engine
+    executor: ThreadPoolExecutor
+    state: WorkerState = field(default_factory=WorkerState)
+
+
+def create_faust_app(settings: Settings) -> faust.App:
+    install_faust_fix()
+    web_port = settings.api_port
+    datadir = settings.data_dir / f"{settings.app_id}-{web_port}"
+    datadir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        settings.app_id,
+        broker=broker_url(settings.bootstrap_servers),
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        producer_acks=-1,
+        producer_max_request_size=MAX_MESSAGE_BYTES,
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
+        # Chunks are large: a deep per-partition buffer would hold hundreds of MB.
+        stream_buffer_maxsize=16,
+        table_standby_replicas=1,
+        web_enabled=True,
+        web_host=settings.api_host,
+        web_port=web_port,
+        web_bind=settings.api_host,
+        canonical_url=f"http://{settings.api_host}:{web_port}",
+        datadir=str(datadir),
+        web_in_thread=False,
+    )
+
+
+def create_app(settings: Settings, *, with_agents: bool = True) -> Sluice:
+    """Build the app, its topics and table, and attach the agents."""
+    app = create_faust_app(settings)
+    chunk_topic = app.topic(
+        topics.chunk_topic(settings.app_id),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        internal=True,
+    )
+    progress_topic = app.topic(
+        topics.progress_topic(settings.app_id),
+        key_type=str,
+        key_serializer="json",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        internal=True,
+    )
+    dead_letter_topics = [
+        app.topic(
+            topics.dead_letter_topic(source.get_topic_name()),
+            value_serializer="raw",
+            partitions=settings.partitions,
+            internal=True,
+        )
+        for source in (chunk_topic, progress_topic)
+    ]
+    progress_table = app.Table(
+        topics.PROGRESS_TABLE,
+        default=None,
+        # JSON keys on both sides, or table routing picks the wrong worker (BROKER.md #5)
+        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
+        partitions=settings.partitions,
+        # standbys apply changelog updates every N events; 1 keeps them exact
+        standby_buffer_size=1,
+    )
+    engine = make_engine(settings.database_url, pool_size=settings.writers + 2)
+    writers = 1 if engine.dialect.name == "sqlite" else settings.writers
+    sluice = Sluice(
+        settings=settings,
+        app=app,
+        chunk_topic=chunk_topic,
+        progress_topic=progress_topic,
+        progress_table=progress_table,
+        dead_letter_topics=dead_letter_topics,
+        engine=engine,
+        executor=ThreadPoolExecutor(max_workers=writers, thread_name_prefix="sluice-writer"),
+    )
+    if with_agents:
+        from streams.agents import register_agents
+
+        register_agents(sluice)
+    return sluice

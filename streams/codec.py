@@ -1,0 +1,115 @@
+"""Avro encode/decode for every record Sluice puts on Kafka; the only module importing fastavro.
+
+Wire format: one magic byte 0 and a 4-byte big-endian schema id, then the schemaless Avro body
+(the Confluent framing, so a schema registry can take over the ids later). A union of records
+decodes as a `(full name, record)` pair so the reader knows which branch it got. Each `.avsc` under
+`schemas/` names its id in the `sluice.schemaId` attribute. Messages are written with the newest
+version of their record family and read with it too: older versions resolve through Avro's
+schema evolution rules (new fields need defaults).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+
+from streams.exceptions import PoisonMessage
+
+MAGIC = 0
+_HEADER = struct.Struct(">bI")
+SCHEMA_ID_ATTRIBUTE = "sluice.schemaId"
+
+CHUNK = "sluice.Chunk"
+PROGRESS_EVENT = "sluice.ProgressEvent"
+
+
+def schema_dir() -> Path:
+    override = os.environ.get("SLUICE_SCHEMA_DIR")
+    return Path(override) if override else Path(__file__).resolve().parent.parent / "schemas"
+
+
+@dataclass(frozen=True)
+class SchemaVersion:
+    schema_id: int
+    family: str
+    version: int
+    parsed: Any
+
+
+class Codec:
+    """All schema versions found in a directory, indexed by id and by family."""
+
+    def __init__(self, directory: Path):
+        self._by_id: dict[int, SchemaVersion] = {}
+        self._latest: dict[str, SchemaVersion] = {}
+        for path in sorted(directory.glob("*.avsc")):
+            raw = json.loads(path.read_text())
+            family = f"{raw['namespace']}.{raw['name']}"
+            version = int(path.stem.rsplit(".v", 1)[1])
+            entry = SchemaVersion(raw[SCHEMA_ID_ATTRIBUTE], family, version, parse_schema(raw))
+            if entry.schema_id in self._by_id:
+                raise ValueError(f"{path.name}: schema id {entry.schema_id} is used twice")
+            self._by_id[entry.schema_id] = entry
+            current = self._latest.get(family)
+            if current is None or current.version < version:
+                self._latest[family] = entry
+
+    def latest(self, family: str) -> SchemaVersion:
+        return self._latest[family]
+
+    def version(self, schema_id: int) -> SchemaVersion:
+        return self._by_id[schema_id]
+
+    def encode(self, family: str, record: dict[str, Any], *, schema_id: int | None = None) -> bytes:
+        """Encode with the family's newest schema (or an explicit older one, for tests)."""
+        entry = self._latest[family] if schema_id is None else self._by_id[schema_id]
+        buffer = io.BytesIO()
+        buffer.write(_HEADER.pack(MAGIC, entry.schema_id))
+        schemaless_writer(buffer, entry.parsed, record)
+        return buffer.getvalue()
+
+    def decode(self, family: str, data: bytes | None) -> dict[str, Any]:
+        """Decode into the newest schema of `family`; anything unreadable is a PoisonMessage."""
+        if not data or len(data) < _HEADER.size:
+            raise PoisonMessage("message is empty or shorter than the Avro frame header")
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise PoisonMessage(f"unknown magic byte {magic}: not a Sluice Avro message")
+        writer = self._by_id.get(schema_id)
+        if writer is None:
+            raise PoisonMessage(f"unknown schema id {schema_id}")
+        if writer.family != family:
+            raise PoisonMessage(f"schema id {schema_id} is a {writer.family}, expected {family}")
+        reader = self._latest[family]
+        try:
+            body = io.BytesIO(data)
+            body.seek(_HEADER.size)
+            record = schemaless_reader(
+                body, writer.parsed, reader.parsed, return_record_name=True
+            )
+        except Exception as exc:  # fastavro raises several types for corrupt bodies
+            raise PoisonMessage(f"corrupt Avro body: {type(exc).__name__}") from exc
+        if not isinstance(record, dict):
+            raise PoisonMessage("Avro body is not a record")
+        return record
+
+    def schema_id_of(self, data: bytes) -> int | None:
+        """The schema id in a message's frame, or None when it has none."""
+        if len(data) < _HEADER.size:
+            return None
+        magic, schema_id = _HEADER.unpack_from(data)
+        return schema_id if magic == MAGIC else None
+
+
+@lru_cache(maxsize=1)
+def codec() -> Codec:
+    """The schemas of this checkout, parsed once per process."""
+    return Codec(schema_dir())

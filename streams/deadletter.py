@@ -1,0 +1,80 @@
+"""Dead letters: the original bytes, untouched, with headers saying what went wrong."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from streams.codec import codec
+from streams.events import now_ms
+from streams.topics import dead_letter_topic
+
+# Connection strings and secrets must not leak into headers people read.
+_URL_WITH_CREDENTIALS = re.compile(r"\b[\w+.-]+://[^\s/@]+@[^\s]+")
+MAX_MESSAGE_CHARS = 500
+
+
+def sanitize(message: str) -> str:
+    """First line of an error message, without URLs that carry credentials, bounded."""
+    first_line = message.strip().splitlines()[0] if message.strip() else ""
+    return _URL_WITH_CREDENTIALS.sub("<redacted-url>", first_line)[:MAX_MESSAGE_CHARS]
+
+
+def dead_letter_headers(
+    *,
+    error: BaseException,
+    attempts: int,
+    first_failure_ms: int,
+    source_topic: str,
+    source_partition: int,
+    source_offset: int,
+    job_id: str | None,
+    chunk_index: int | None,
+    schema_id: int | None,
+) -> list[tuple[str, bytes]]:
+    values: dict[str, Any] = {
+        "error-class": type(error).__name__,
+        "error-message": sanitize(str(error)),
+        "attempts": attempts,
+        "first-failure-at": first_failure_ms,
+        "last-failure-at": now_ms(),
+        "source-topic": source_topic,
+        "source-partition": source_partition,
+        "source-offset": source_offset,
+        "job-id": job_id,
+        "chunk-index": chunk_index,
+        "schema-id": schema_id,
+    }
+    return [(f"sluice-{k}", str(v).encode()) for k, v in values.items() if v is not None]
+
+
+async def dead_letter(
+    producer: Any,
+    message: Any,
+    error: BaseException,
+    *,
+    attempts: int = 1,
+    first_failure_ms: int = 0,
+    job_id: str | None = None,
+    chunk_index: int | None = None,
+) -> None:
+    """Publish `message` (a Faust Message) to its source topic's dead-letter topic, and wait."""
+    headers = dead_letter_headers(
+        error=error,
+        attempts=attempts,
+        first_failure_ms=first_failure_ms or now_ms(),
+        source_topic=message.topic,
+        source_partition=message.partition,
+        source_offset=message.offset,
+        job_id=job_id,
+        chunk_index=chunk_index,
+        schema_id=codec().schema_id_of(message.value or b""),
+    )
+    await producer.send_and_wait(
+        dead_letter_topic(message.topic),
+        message.key,
+        message.value,
+        partition=None,
+        timestamp=None,
+        headers=headers,
+    )

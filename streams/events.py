@@ -1,0 +1,81 @@
+"""Progress events on the wire (schemas/progress_event.v*.avsc): build and read them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from streams.codec import PROGRESS_EVENT, codec
+from streams.jobtypes.base import Chunk, ChunkResult
+
+ACCEPTED = "sluice.JobAccepted"
+SPLIT_COMPLETED = "sluice.SplitCompleted"
+SPLIT_FAILED = "sluice.SplitFailed"
+CHUNK_OUTCOME = "sluice.ChunkOutcome"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _encode(job_id: str, kind: str, body: dict[str, Any]) -> bytes:
+    return codec().encode(PROGRESS_EVENT, {"jobId": job_id, "at": now_ms(), "event": (kind, body)})
+
+
+def job_accepted(job_id: str, job_type: str, tenant: str, options: Mapping[str, Any]) -> bytes:
+    return _encode(
+        job_id, ACCEPTED, {"jobType": job_type, "tenant": tenant, "options": json.dumps(options)}
+    )
+
+
+def split_completed(
+    job_id: str, total_records: int, total_chunks: int, unknown_columns: Iterable[str]
+) -> bytes:
+    body = {
+        "totalRecords": total_records,
+        "totalChunks": total_chunks,
+        "unknownColumns": sorted(unknown_columns),
+    }
+    return _encode(job_id, SPLIT_COMPLETED, body)
+
+
+def split_failed(job_id: str, reason: str) -> bytes:
+    return _encode(job_id, SPLIT_FAILED, {"reason": reason})
+
+
+def chunk_outcome(chunk: Chunk, result: ChunkResult, *, dead_lettered: bool = False) -> bytes:
+    return _encode(
+        chunk.job_id,
+        CHUNK_OUTCOME,
+        {
+            "chunkIndex": chunk.chunk_index,
+            "partition": chunk.partition,
+            "partitionSeq": chunk.partition_seq,
+            "records": result.records,
+            "successful": result.successful,
+            "failed": result.failed,
+            "skipped": result.skipped,
+            "created": result.created,
+            "updated": result.updated,
+            "deadLettered": dead_lettered,
+            "errors": [{"row": e.row, "field": e.field, "reason": e.reason} for e in result.errors],
+        },
+    )
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    job_id: str
+    at_ms: int
+    kind: str
+    body: dict[str, Any]
+
+
+def decode_event(data: bytes | None) -> ProgressEvent:
+    """Read a progress event; unreadable input raises PoisonMessage."""
+    record = codec().decode(PROGRESS_EVENT, data)
+    kind, body = record["event"]
+    return ProgressEvent(record["jobId"], record["at"], kind, body)

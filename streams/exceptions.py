@@ -1,0 +1,63 @@
+"""Sluice's errors, and what each one means for a request or a message.
+
+    SluiceError
+    ├── ConfigError            a setting is missing or malformed: the process refuses to start
+    ├── RequestError           a batch request is wrong: HTTP 4xx naming the problem
+    │   ├── OptionError        an option is unknown or out of range (carries the field)
+    │   └── UploadError        the upload as a whole cannot be read (see streams.parse)
+    ├── BrokerUnavailable      Kafka did not acknowledge in time: HTTP 503 with Retry-After
+    └── ChunkError             processing one chunk failed; the subclass carries the decision
+        ├── PoisonMessage      cannot be decoded or names an unknown type: dead-letter at once
+        └── TransientError     may succeed later (connection lost, deadlock): retry after a delay
+"""
+
+from __future__ import annotations
+
+
+class SluiceError(Exception):
+    """Root of every error Sluice raises on purpose."""
+
+
+class ConfigError(SluiceError):
+    """A setting from the environment is missing or malformed."""
+
+
+class RequestError(SluiceError):
+    """A batch request that cannot be accepted; becomes a 4xx answer."""
+
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.field = field
+        if status is not None:
+            self.status = status
+
+
+class OptionError(RequestError):
+    """A job option that is unknown, malformed or out of range."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"option {field!r} {reason}", field=field)
+
+
+class BrokerUnavailable(SluiceError):
+    """Kafka did not acknowledge in time; nothing of the job was kept."""
+
+    retry_after = 5
+
+
+class ChunkError(SluiceError):
+    """Processing one chunk failed."""
+
+
+class PoisonMessage(ChunkError):
+    """The message cannot be decoded or names something unknown: dead-letter, never retry."""
+
+
+class TransientError(ChunkError):
+    """The chunk may succeed later; retry after `delay` seconds."""
+
+    def __init__(self, message: str, *, delay: float = 0.0):
+        super().__init__(message)
+        self.delay = delay

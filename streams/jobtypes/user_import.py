@@ -1,0 +1,103 @@
+"""`user-import`: validate user records and upsert them into `users` by lowercased email.
+
+Duplicate handling (same identity earlier in the job, or already in the table):
+- skipDuplicates: the first is kept, later ones are `skipped`;
+- updateDuplicates: all are applied in submission order, the last wins; later ones are `updated`;
+- neither: later ones are `failed` with reason "duplicate".
+Per-key order across chunks comes from routing every record to a partition by its identity, so
+all records of one email are applied by one partition's consumer, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from sqlalchemy import Connection
+
+from streams.exceptions import OptionError
+from streams.jobtypes.base import Chunk, ChunkResult, JobType, RecordFailure
+from streams.jobtypes.user_rules import COLUMNS, REQUIRED_COLUMNS, User, identity, validate_user
+from streams.options import BoolOption, OptionSpec
+from streams.sink import users as users_sink
+
+
+class UserImport(JobType):
+    name: ClassVar[str] = "user-import"
+    extra_options: ClassVar[Mapping[str, OptionSpec]] = {
+        "skipDuplicates": BoolOption(False),
+        "updateDuplicates": BoolOption(False),
+    }
+    required_columns: ClassVar[frozenset[str]] = REQUIRED_COLUMNS
+    known_columns: ClassVar[frozenset[str]] = frozenset(COLUMNS)
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        if options["skipDuplicates"] and options["updateDuplicates"]:
+            raise OptionError(
+                "updateDuplicates", "cannot be combined with skipDuplicates: choose one"
+            )
+
+    def routing_key(self, fields: Mapping[str, Any]) -> str | None:
+        return identity(fields)
+
+    def apply_chunk(self, connection: Connection, chunk: Chunk) -> ChunkResult:
+        result = ChunkResult(records=len(chunk.records))
+        valid: list[tuple[int, User]] = []
+        check_formats = bool(chunk.options.get("validate", True))
+        for record in chunk.records:
+            row = record["row"]
+            if record["fields"] is None:
+                result.fail(RecordFailure(row, None, record["error"] or "unreadable record"))
+                continue
+            outcome = validate_user(record["fields"], check_formats=check_formats)
+            if isinstance(outcome, User):
+                valid.append((row, outcome))
+            else:
+                result.fail(RecordFailure(row, outcome.field, outcome.reason))
+
+        if chunk.options.get("updateDuplicates"):
+            self._apply_updating(connection, chunk.job_id, valid, result)
+        else:
+            skip = bool(chunk.options.get("skipDuplicates"))
+            self._apply_first_wins(connection, chunk.job_id, valid, result, skip=skip)
+        result.check()
+        return result
+
+    @staticmethod
+    def _apply_first_wins(
+        connection: Connection,
+        job_id: str,
+        valid: list[tuple[int, User]],
+        result: ChunkResult,
+        *,
+        skip: bool,
+    ) -> None:
+        first: dict[str, User] = {}
+        for _, user in valid:
+            first.setdefault(user.email, user)
+        created = users_sink.insert_new(connection, list(first.values()), job_id)
+        for row, user in valid:
+            if user.email in created and first[user.email] is user:
+                result.successful += 1
+                result.created += 1
+            elif skip:
+                result.skipped += 1
+            else:
+                result.fail(RecordFailure(row, "email", "duplicate"))
+
+    @staticmethod
+    def _apply_updating(
+        connection: Connection, job_id: str, valid: list[tuple[int, User]], result: ChunkResult
+    ) -> None:
+        last: dict[str, User] = {}
+        for _, user in valid:
+            last[user.email] = user  # submission order: the last one wins
+        inserted = users_sink.upsert(connection, list(last.values()), job_id)
+        seen: set[str] = set()
+        for _, user in valid:
+            result.successful += 1
+            if user.email in inserted and user.email not in seen:
+                result.created += 1
+            else:
+                result.updated += 1
+            seen.add(user.email)

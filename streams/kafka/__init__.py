@@ -1,0 +1,1 @@
+"""Kafka client details that Faust and aiokafka leave to us."""

@@ -1,0 +1,149 @@
+"""A job's progress state, how each progress event changes it exactly once, and its status view.
+
+The state lives in a Faust table keyed by job id (streams/agents/progress.py) and is a plain
+JSON-able dict. Chunk outcomes may be delivered more than once (at-least-once everywhere), so
+the state remembers which chunks it has counted: per partition, the next expected
+`partitionSeq` plus the few seen out of order. A partition's chunks are processed in order, so
+this stays a handful of integers per partition however large the job is.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+ERROR_SAMPLE_SIZE = 10
+COUNTS = ("records", "successful", "failed", "skipped", "created", "updated")
+
+State = dict[str, Any]
+
+
+def new_state(job_id: str) -> State:
+    return {
+        "jobId": job_id,
+        "type": None,
+        "tenant": None,
+        "options": {},
+        "acceptedAt": None,
+        "startedAt": None,
+        "completedAt": None,
+        "totalRecords": None,
+        "totalChunks": None,
+        "chunksDone": 0,
+        **dict.fromkeys(COUNTS, 0),
+        "deadLettered": 0,
+        "seen": {},
+        "unknownColumns": [],
+        "errors": [],
+        "error": None,
+    }
+
+
+def _first_sighting(state: State, partition: int, seq: int) -> bool:
+    """Mark (partition, seq) as counted; False when it was counted before."""
+    seen = state["seen"]
+    next_seq, pending = seen.get(str(partition), (0, []))
+    if seq < next_seq or seq in pending:
+        return False
+    pending = [*pending, seq]
+    while next_seq in pending:
+        pending.remove(next_seq)
+        next_seq += 1
+    seen[str(partition)] = [next_seq, sorted(pending)]
+    return True
+
+
+def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: dict) -> State:
+    """The state after one progress event; returns `state` itself when nothing changed."""
+    current = new_state(job_id) if state is None else state
+    updated = json.loads(json.dumps(current))  # a deep copy: the table sees a new value
+    if kind == "sluice.JobAccepted":
+        updated.update(
+            type=body["jobType"],
+            tenant=body["tenant"],
+            options=json.loads(body["options"]),
+            acceptedAt=updated["acceptedAt"] or at_ms,
+        )
+    elif kind == "sluice.SplitCompleted":
+        if updated["totalChunks"] is not None:
+            return current
+        updated.update(
+            totalRecords=body["totalRecords"],
+            totalChunks=body["totalChunks"],
+            unknownColumns=list(body["unknownColumns"]),
+        )
+    elif kind == "sluice.SplitFailed":
+        updated.update(error=body["reason"])
+    elif kind == "sluice.ChunkOutcome":
+        if not _first_sighting(updated, body["partition"], body["partitionSeq"]):
+            return current
+        for name in COUNTS:
+            updated[name] += body[name]
+        if body.get("deadLettered"):
+            updated["deadLettered"] += body["records"]
+        updated["chunksDone"] += 1
+        updated["startedAt"] = updated["startedAt"] or at_ms
+        room = ERROR_SAMPLE_SIZE - len(updated["errors"])
+        updated["errors"].extend(body["errors"][: max(room, 0)])
+    else:
+        return current
+    if updated["completedAt"] is None and status_of(updated) in ("completed", "failed"):
+        updated["completedAt"] = at_ms
+    return updated
+
+
+def status_of(state: State | None) -> str:
+    """queued → active → completed, or failed when the split broke off."""
+    if state is None:
+        return "queued"
+    if state["error"]:
+        return "failed"
+    if state["totalChunks"] is not None and state["chunksDone"] >= state["totalChunks"]:
+        return "completed"
+    if state["chunksDone"] > 0:
+        return "active"
+    return "queued"
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def status_view(job_id: str, job_type: str, state: State | None, total: int | None) -> dict:
+    """The answer of GET /api/batch/jobs/{id}."""
+    s = state or new_state(job_id)
+    status = status_of(state)
+    total_records = s["totalRecords"] if s["totalRecords"] is not None else total
+    processed = s["records"]
+    if total_records:
+        percentage = round(100.0 * processed / total_records, 2)
+    else:
+        percentage = 100.0 if status == "completed" else 0.0
+    return {
+        "jobId": job_id,
+        "type": s["type"] or job_type,
+        "status": status,
+        "progress": {
+            "percentage": percentage,
+            "processed": processed,
+            "total": total_records,
+            "successful": s["successful"],
+            "failed": s["failed"],
+            "skipped": s["skipped"],
+            "currentChunk": s["chunksDone"],
+            "totalChunks": s["totalChunks"],
+        },
+        "startedAt": _iso(s["startedAt"]),
+        "completedAt": _iso(s["completedAt"]),
+        "error": s["error"],
+        "summary": {
+            "created": s["created"],
+            "updated": s["updated"],
+            "deadLettered": s["deadLettered"],
+            "unknownColumns": s["unknownColumns"],
+            "errors": s["errors"],
+        },
+    }

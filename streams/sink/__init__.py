@@ -1,0 +1,1 @@
+"""The database side: engine, tables and set-based idempotent writes."""

@@ -1,0 +1,74 @@
+"""Every table Sluice owns, as SQLAlchemy Core metadata; `create_tables` creates what is missing."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    func,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("country", String(2)),
+    Column("age", SmallInteger),
+    Column("signup_ts", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("batch_job_id", String(36)),
+)
+
+jobs = Table(
+    "sluice_jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("options", Text, nullable=False, doc="JSON object"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("total_records", BigInteger),
+    Column("total_chunks", Integer),
+    Column("split_completed_at", DateTime(timezone=True)),
+    Column("error", Text),
+)
+
+# The ledger of applied chunks: written in the chunk's own transaction, so a redelivered chunk
+# finds its outcome here instead of being applied a second time.
+chunks = Table(
+    "sluice_chunks",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("chunk_index", Integer, primary_key=True),
+    Column("partition", Integer, nullable=False),
+    Column("partition_seq", Integer, nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("successful", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("skipped", Integer, nullable=False),
+    Column("created", Integer, nullable=False),
+    Column("updated", Integer, nullable=False),
+    Column("errors", Text, nullable=False, doc="JSON list of a few failures"),
+    Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+def create_tables(engine: Engine) -> None:
+    """Create Sluice's tables where they do not exist yet (idempotent, safe to race)."""
+    metadata.create_all(engine, checkfirst=True)

@@ -1,0 +1,143 @@
+"""Set-based writes to the `users` table, one statement per chunk.
+
+PostgreSQL: the chunk is COPYed into a session-local staging table and moved with one
+`INSERT … SELECT … ON CONFLICT` (per-row statements cost ~200 µs of server CPU each; this is
+~15× cheaper, shared/BASELINES.md). Rows go in email order so two writers never deadlock.
+Other databases (SQLite): one multi-row statement through SQLAlchemy.
+
+Callers pass each identity at most once per call: `ON CONFLICT DO UPDATE` cannot touch a row
+twice in one statement.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, select, text
+from sqlalchemy.dialects import sqlite
+
+from streams.sink.tables import users
+
+
+class UserRow(Protocol):
+    email: str
+    name: str
+    country: str | None
+    age: int | None
+    signup_ts: datetime | None
+
+
+_STAGE = "sluice_stage_users"
+_STAGE_READY = "sluice_stage_users_ready"
+_COLUMNS = "email, name, country, age, signup_ts"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(value: object) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def _stage(connection: Connection, rows: Sequence[UserRow]) -> None:
+    info = connection.connection.info
+    if not info.get(_STAGE_READY):
+        connection.execute(
+            text(
+                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (email text, name text, "
+                "country text, age smallint, signup_ts timestamptz) ON COMMIT DELETE ROWS"
+            )
+        )
+        info[_STAGE_READY] = True
+    lines = "".join(
+        f"{_copy_value(r.email)}\t{_copy_value(r.name)}\t{_copy_value(r.country)}\t"
+        f"{_copy_value(r.age)}\t{_copy_value(r.signup_ts)}\n"
+        for r in rows
+    )
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None
+    with dbapi.cursor() as cursor:
+        cursor.copy_expert(f"COPY {_STAGE} ({_COLUMNS}) FROM STDIN", io.StringIO(lines))
+
+
+def insert_new(connection: Connection, rows: Sequence[UserRow], job_id: str) -> set[str]:
+    """Insert rows whose email is not in the table yet; returns the emails inserted."""
+    if not rows:
+        return set()
+    if connection.dialect.name == "postgresql":
+        _stage(connection, rows)
+        result = connection.execute(
+            text(
+                f"INSERT INTO users ({_COLUMNS}, batch_job_id) "
+                f"SELECT {_COLUMNS}, :job FROM {_STAGE} ORDER BY email "
+                "ON CONFLICT (email) DO NOTHING RETURNING email"
+            ),
+            {"job": job_id},
+        )
+        return {row[0] for row in result}
+    existing = _existing(connection, [r.email for r in rows])
+    fresh = [_values(r, job_id) for r in rows if r.email not in existing]
+    if fresh:
+        connection.execute(sqlite.insert(users).on_conflict_do_nothing(), fresh)
+    return {v["email"] for v in fresh}
+
+
+def upsert(connection: Connection, rows: Sequence[UserRow], job_id: str) -> set[str]:
+    """Insert or replace every row; returns the emails that were new (the rest were updated)."""
+    if not rows:
+        return set()
+    if connection.dialect.name == "postgresql":
+        _stage(connection, rows)
+        result = connection.execute(
+            text(
+                f"INSERT INTO users ({_COLUMNS}, batch_job_id) "
+                f"SELECT {_COLUMNS}, :job FROM {_STAGE} ORDER BY email "
+                "ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name, "
+                "country = EXCLUDED.country, age = EXCLUDED.age, "
+                "signup_ts = EXCLUDED.signup_ts, batch_job_id = EXCLUDED.batch_job_id, "
+                "updated_at = now() RETURNING email, (xmax = 0) AS inserted"
+            ),
+            {"job": job_id},
+        )
+        return {row[0] for row in result if row[1]}
+    existing = _existing(connection, [r.email for r in rows])
+    statement = sqlite.insert(users)
+    statement = statement.on_conflict_do_update(
+        index_elements=[users.c.email],
+        set_={
+            "name": statement.excluded.name,
+            "country": statement.excluded.country,
+            "age": statement.excluded.age,
+            "signup_ts": statement.excluded.signup_ts,
+            "batch_job_id": statement.excluded.batch_job_id,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+    connection.execute(statement, [_values(r, job_id) for r in rows])
+    return {r.email for r in rows if r.email not in existing}
+
+
+def _existing(connection: Connection, emails: list[str]) -> set[str]:
+    return set(connection.scalars(select(users.c.email).where(users.c.email.in_(emails))))
+
+
+def _values(row: UserRow, job_id: str) -> dict[str, Any]:
+    now = datetime.now().astimezone()
+    return {
+        "email": row.email,
+        "name": row.name,
+        "country": row.country,
+        "age": row.age,
+        "signup_ts": row.signup_ts,
+        "batch_job_id": job_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+__all__ = ["insert_new", "upsert"]

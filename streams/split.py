@@ -1,0 +1,85 @@
+"""Cut a job's records into chunks, one stream of chunks per partition (pure, streaming).
+
+Each record goes to the partition its routing key hashes to, with Kafka's default partitioner
+(murmur2), so records sharing a key are applied by one consumer in submission order, and an
+upstream producer keying by the same value lands on the same partition. A chunk holds records
+of one partition only, so one large job still spreads over every partition. Memory is bounded
+by `partitions × chunkSize` records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+
+from streams.chunks import raw_record
+from streams.jobtypes.base import Chunk, JobType
+from streams.parse import ParsedRecord
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for `key`."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+class ChunkCutter:
+    """Feed records in submission order; get back chunks as they fill up."""
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        job_type: JobType,
+        tenant: str,
+        options: Mapping[str, Any],
+        partitions: int,
+    ):
+        self._job_id = job_id
+        self._job_type = job_type
+        self._tenant = tenant
+        self._options = options
+        self._partitions = partitions
+        self._chunk_size: int = options["chunkSize"]
+        self._buffers: list[list[dict[str, Any]]] = [[] for _ in range(partitions)]
+        self._seq = [0] * partitions
+        self._keyless = 0
+        self.records = 0
+        self.chunks = 0
+
+    def add(self, record: ParsedRecord) -> Chunk | None:
+        """Add one record; returns the chunk it completed, if any."""
+        key = self._job_type.routing_key(record.fields) if record.fields is not None else None
+        if key is None:
+            # no identity: it cannot clash with another record, any partition will do
+            partition = self._keyless % self._partitions
+            self._keyless += 1
+        else:
+            partition = partition_for(key, self._partitions)
+        buffer = self._buffers[partition]
+        buffer.append(raw_record(record.row, record.fields, record.error))
+        self.records += 1
+        if len(buffer) >= self._chunk_size:
+            return self._cut(partition)
+        return None
+
+    def flush(self) -> list[Chunk]:
+        """The partly filled chunks left at the end of the input."""
+        return [self._cut(p) for p in range(self._partitions) if self._buffers[p]]
+
+    def _cut(self, partition: int) -> Chunk:
+        records, self._buffers[partition] = self._buffers[partition], []
+        chunk = Chunk(
+            job_id=self._job_id,
+            job_type=self._job_type.name,
+            tenant=self._tenant,
+            chunk_index=self.chunks,
+            partition=partition,
+            partition_seq=self._seq[partition],
+            options=self._options,
+            records=records,
+        )
+        self._seq[partition] += 1
+        self.chunks += 1
+        return chunk

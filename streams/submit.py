@@ -1,0 +1,190 @@
+"""Submitting a batch: announce the job, split records into chunks on Kafka, seal the totals.
+
+The caller feeds parsed records as they stream in; at most `MAX_CHUNKS_IN_FLIGHT` chunks wait
+for the broker's acknowledgement at a time, so memory stays bounded however large the upload.
+A job is answered `202` only after every chunk is acknowledged (acks=all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from streams import events
+from streams.app import Sluice
+from streams.chunks import chunk_header, encode_chunk
+from streams.exceptions import BrokerUnavailable, RequestError
+from streams.jobtypes.base import JobType
+from streams.metrics import metrics
+from streams.parse import ParsedRecord
+from streams.sink import jobs as job_registry
+from streams.split import ChunkCutter
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TENANT = "default"
+MAX_CHUNKS_IN_FLIGHT = 32
+MAX_UNKNOWN_COLUMNS = 50
+# A deliberately modest rate for `estimatedTime`; the benchmark measures the real one.
+ESTIMATE_RECORDS_PER_SECOND = 20_000
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Accepted:
+    job_id: str
+    total_records: int
+    total_chunks: int
+
+    @property
+    def estimated_seconds(self) -> int:
+        return max(1, math.ceil(self.total_records / ESTIMATE_RECORDS_PER_SECOND))
+
+
+def check_columns(job_type: JobType, columns: Iterable[str]) -> None:
+    """A 400 before any job exists when required columns are missing."""
+    missing = sorted(job_type.required_columns - set(columns))
+    if missing:
+        raise RequestError(
+            f"missing required column(s): {', '.join(missing)} "
+            f"({job_type.name} needs {', '.join(sorted(job_type.required_columns))})",
+            field=missing[0],
+        )
+
+
+class JobSubmission:
+    """One job being submitted: `open`, `add` records as they arrive, then `close` or `abort`."""
+
+    def __init__(
+        self,
+        sluice: Sluice,
+        job_type: JobType,
+        options: Mapping[str, Any],
+        tenant: str = DEFAULT_TENANT,
+    ):
+        self.sluice = sluice
+        self.job_type = job_type
+        self.options = dict(options)
+        self.tenant = tenant
+        self.job_id = str(uuid.uuid4())
+        self.unknown_columns: set[str] = set()
+        self._in_flight: deque[Awaitable[Any]] = deque()
+        partitions = sluice.state.chunk_partitions or sluice.settings.partitions
+        self._cutter = ChunkCutter(
+            job_id=self.job_id,
+            job_type=job_type,
+            tenant=tenant,
+            options=self.options,
+            partitions=partitions,
+        )
+        self._timeout = sluice.settings.submit_timeout
+        self._open = False
+
+    async def _broker(self, operation: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(operation, self._timeout)
+        except Exception as exc:  # timeouts, connection and Kafka errors alike
+            raise BrokerUnavailable(
+                f"Kafka did not acknowledge within {self._timeout:g} s ({type(exc).__name__})"
+            ) from exc
+
+    async def open(self) -> None:
+        """Announce the job; BrokerUnavailable means nothing of it exists."""
+        accepted = events.job_accepted(self.job_id, self.job_type.name, self.tenant, self.options)
+        delivery = await self._broker(
+            self.sluice.progress_topic.send(key=self.job_id, value=accepted)
+        )
+        await self._broker(delivery)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            None,
+            job_registry.insert_job,
+            self.sluice.engine,
+            self.job_id,
+            self.tenant,
+            self.job_type.name,
+            self.options,
+        )
+        self.sluice.state.uploads_in_flight += 1
+        self._open = True
+
+    def note_columns(self, columns: Iterable[str]) -> None:
+        if len(self.unknown_columns) < MAX_UNKNOWN_COLUMNS:
+            self.unknown_columns.update(set(columns) - self.job_type.known_columns)
+
+    async def add(self, records: Iterable[ParsedRecord]) -> None:
+        for record in records:
+            chunk = self._cutter.add(record)
+            if chunk is not None:
+                await self._send(chunk)
+        self.sluice.state.touch()
+
+    async def _send(self, chunk: Any) -> None:
+        value = encode_chunk(chunk, submitted_at_ms=events.now_ms())
+        key = f"{chunk.job_id}:{chunk.chunk_index}".encode()
+        delivery = await self._broker(
+            self.sluice.chunk_topic.send(
+                key=key, value=value, partition=chunk.partition, headers=chunk_header(chunk)
+            )
+        )
+        self._in_flight.append(delivery)
+        while len(self._in_flight) > MAX_CHUNKS_IN_FLIGHT:
+            await self._broker(self._in_flight.popleft())
+
+    async def close(self) -> Accepted:
+        """Flush the last chunks, wait for every ack, and publish the totals."""
+        try:
+            for chunk in self._cutter.flush():
+                await self._send(chunk)
+            while self._in_flight:
+                await self._broker(self._in_flight.popleft())
+            total_records, total_chunks = self._cutter.records, self._cutter.chunks
+            sealed = events.split_completed(
+                self.job_id, total_records, total_chunks, self.unknown_columns
+            )
+            delivery = await self._broker(
+                self.sluice.progress_topic.send(key=self.job_id, value=sealed)
+            )
+            await self._broker(delivery)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(
+                None,
+                job_registry.record_split,
+                self.sluice.engine,
+                self.job_id,
+                total_records,
+                total_chunks,
+            )
+        finally:
+            self._done()
+        metrics().submitted_records.inc(total_records)
+        return Accepted(self.job_id, total_records, total_chunks)
+
+    async def abort(self, reason: str) -> None:
+        """The upload broke off after the job was announced: the job ends `failed`."""
+        self._done()
+        self._in_flight.clear()
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(
+                None, job_registry.record_error, self.sluice.engine, self.job_id, reason
+            )
+            failed = events.split_failed(self.job_id, reason)
+            delivery = await self._broker(
+                self.sluice.progress_topic.send(key=self.job_id, value=failed)
+            )
+            await self._broker(delivery)
+        except Exception:  # the registry row already says why; the broker may be the cause
+            log.exception("could not record the failure of job %s", self.job_id)
+
+    def _done(self) -> None:
+        if self._open:
+            self._open = False
+            self.sluice.state.uploads_in_flight -= 1

@@ -1,0 +1,23 @@
+"""Every topic and table name, and the one rule that derives dead-letter names."""
+
+from __future__ import annotations
+
+DEAD_LETTER_SUFFIX = ".dlq"
+
+
+def chunk_topic(app_id: str) -> str:
+    """Where split chunk records wait for the workers."""
+    return f"{app_id}.chunks"
+
+
+def progress_topic(app_id: str) -> str:
+    """Job lifecycle events and chunk outcomes, keyed by job id."""
+    return f"{app_id}.progress"
+
+
+def dead_letter_topic(source_topic: str) -> str:
+    """The dead-letter topic of a source topic: one per source, by this rule only."""
+    return f"{source_topic}{DEAD_LETTER_SUFFIX}"
+
+
+PROGRESS_TABLE = "job-progress"
