@@ -18,7 +18,11 @@ from streams.config import load_settings
 from streams.exceptions import ConfigError
 
 TERMINAL = {"completed", "failed", "cancelled"}
-CONTENT_TYPES = {".csv": "text/csv", ".ndjson": "application/x-ndjson", ".jsonl": "application/x-ndjson"}
+CONTENT_TYPES = {
+    ".csv": "text/csv",
+    ".ndjson": "application/x-ndjson",
+    ".jsonl": "application/x-ndjson",
+}
 
 
 def api_url() -> str:
@@ -105,8 +109,9 @@ def _remove_tree(path: Path) -> None:
 # -- client -----------------------------------------------------------------------------------
 
 
-def _request(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
-             ) -> tuple[int, dict[str, Any]]:
+def _request(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=600) as answer:
@@ -138,8 +143,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if path.suffix.lower() == ".json":
         data = json.loads(path.read_text())
         body = json.dumps({"type": args.type, "data": data, "options": options}).encode()
-        status, answer = _request("POST", f"{base}/api/batch/jobs", body,
-                                  {"Content-Type": "application/json"})
+        status, answer = _request(
+            "POST", f"{base}/api/batch/jobs", body, {"Content-Type": "application/json"}
+        )
     else:
         content_type = CONTENT_TYPES.get(path.suffix.lower())
         if content_type is None:
@@ -147,7 +153,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
         query = urllib.parse.urlencode({"type": args.type, **options})
         with path.open("rb") as upload:  # streamed by http.client, never read whole
             status, answer = _request(
-                "POST", f"{base}/api/batch/jobs?{query}", upload,
+                "POST",
+                f"{base}/api/batch/jobs?{query}",
+                upload,
                 {"Content-Type": content_type, "Content-Length": str(path.stat().st_size)},
             )
     if status != 202:
@@ -174,16 +182,26 @@ def follow(base: str, job_id: str, interval: float = 0.5) -> int:
                 if progress["total"] is not None and bar.total != progress["total"]:
                     bar.total = progress["total"]
                 bar.n = progress["processed"]
-                bar.set_postfix(status=view["status"], failed=progress["failed"],
-                                skipped=progress["skipped"])
+                bar.set_postfix(
+                    status=view["status"], failed=progress["failed"], skipped=progress["skipped"]
+                )
                 bar.refresh()
                 if view["status"] in TERMINAL:
                     break
             time.sleep(interval)
     finally:
         bar.close()
-    print(json.dumps({"status": view["status"], "progress": view["progress"],
-                      "summary": view["summary"], "error": view["error"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "status": view["status"],
+                "progress": view["progress"],
+                "summary": view["summary"],
+                "error": view["error"],
+            },
+            indent=2,
+        )
+    )
     return 0 if view["status"] == "completed" else 1
 
 
@@ -196,8 +214,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     settings = load_settings()
     for field in dataclasses.fields(settings):
-        value = settings.database_url_masked if field.name == "database_url" else getattr(
-            settings, field.name
+        value = (
+            settings.database_url_masked
+            if field.name == "database_url"
+            else getattr(settings, field.name)
         )
         print(f"{field.name} = {value}")
     return 0
@@ -212,8 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     worker = commands.add_parser("worker", help="a worker (consumes chunks, serves the API)")
-    worker.add_argument("--until-idle", action="store_true",
-                        help="drain the topics, then exit (tests, benchmarks, one-shot jobs)")
+    worker.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="drain the topics, then exit (tests, benchmarks, one-shot jobs)",
+    )
     worker.add_argument("--port", type=int, help="HTTP port (default SLUICE_API_PORT)")
     worker.add_argument("--loglevel", default="info")
     worker.set_defaults(func=cmd_worker)
@@ -225,8 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     submit = commands.add_parser("submit", help="submit a file as a batch job")
     submit.add_argument("file")
     submit.add_argument("--type", required=True, help="job type, e.g. user-import")
-    submit.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
-                        help="job option, e.g. --opt skipDuplicates=true (repeatable)")
+    submit.add_argument(
+        "--opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="job option, e.g. --opt skipDuplicates=true (repeatable)",
+    )
     submit.add_argument("--follow", action="store_true", help="show progress until the job ends")
     submit.set_defaults(func=cmd_submit)
 

@@ -33,8 +33,9 @@ CSV_TYPES = {"text/csv", "application/x-ndjson", "application/ndjson"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(status: int, message: str, *, field: str | None = None,
-                   headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int, message: str, *, field: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
     body: dict[str, object] = {"message": message}
     if field is not None:
         body["field"] = field
@@ -79,7 +80,8 @@ class BatchApi:
         except BrokerUnavailable as exc:
             metrics().uploads.labels("unavailable").inc()
             return error_response(
-                503, f"the job was not accepted: {exc}",
+                503,
+                f"the job was not accepted: {exc}",
                 headers={"Retry-After": str(BrokerUnavailable.retry_after)},
             )
         metrics().uploads.labels("accepted").inc()
@@ -108,17 +110,24 @@ class BatchApi:
             return error_response(404, f"no job {job_id!r}")
         app = self.sluice.app
         if app.rebalancing or app.in_recovery:
-            return error_response(503, "the worker is rebalancing; retry shortly",
-                                  headers={"Retry-After": "1"})
+            return error_response(
+                503, "the worker is rebalancing; retry shortly", headers={"Retry-After": "1"}
+            )
         try:
             owner = app.router.key_store(topics.PROGRESS_TABLE, job_id)
         except KeyError:
-            return error_response(503, "partition owners are not known yet; retry shortly",
-                                  headers={"Retry-After": "1"})
+            return error_response(
+                503,
+                "partition owners are not known yet; retry shortly",
+                headers={"Retry-After": "1"},
+            )
         if str(owner).rstrip("/") != str(app.conf.canonical_url).rstrip("/"):
             if request.headers.get(ROUTED_HEADER):
-                return error_response(503, "partition ownership is moving; retry shortly",
-                                      headers={"Retry-After": "1"})
+                return error_response(
+                    503,
+                    "partition ownership is moving; retry shortly",
+                    headers={"Retry-After": "1"},
+                )
             return await self._forward(request, str(owner))
         state = self.sluice.progress_table.get(job_id)
         view = status_view(job_id, job.type, state, job.total_records)
@@ -137,8 +146,11 @@ class BatchApi:
                     body=body, status=answer.status, content_type=answer.content_type
                 )
         except aiohttp.ClientError as exc:
-            return error_response(503, f"the worker owning this job is unreachable ({exc})",
-                                  headers={"Retry-After": "2"})
+            return error_response(
+                503,
+                f"the worker owning this job is unreachable ({exc})",
+                headers={"Retry-After": "2"},
+            )
 
     # -- operations ---------------------------------------------------------------------------
 

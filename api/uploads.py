@@ -31,7 +31,11 @@ from streams.submit import Accepted, JobSubmission, check_columns
 
 BLOCK_SIZE = 64 * 1024
 MAX_FIELD_BYTES = 64 * 1024
-_FILE_TYPES = {".csv": "text/csv", ".ndjson": "application/x-ndjson", ".jsonl": "application/x-ndjson"}
+_FILE_TYPES = {
+    ".csv": "text/csv",
+    ".ndjson": "application/x-ndjson",
+    ".jsonl": "application/x-ndjson",
+}
 
 
 def _job_type_and_options(raw: Mapping[str, Any]) -> tuple[JobType, dict[str, Any]]:

@@ -92,9 +92,7 @@ class Codec:
         try:
             body = io.BytesIO(data)
             body.seek(_HEADER.size)
-            record = schemaless_reader(
-                body, writer.parsed, reader.parsed, return_record_name=True
-            )
+            record = schemaless_reader(body, writer.parsed, reader.parsed, return_record_name=True)
         except Exception as exc:  # fastavro raises several types for corrupt bodies
             raise PoisonMessage(f"corrupt Avro body: {type(exc).__name__}") from exc
         if not isinstance(record, dict):

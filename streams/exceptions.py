@@ -1,14 +1,14 @@
 """Sluice's errors, and what each one means for a request or a message.
 
-    SluiceError
-    ├── ConfigError            a setting is missing or malformed: the process refuses to start
-    ├── RequestError           a batch request is wrong: HTTP 4xx naming the problem
-    │   ├── OptionError        an option is unknown or out of range (carries the field)
-    │   └── UploadError        the upload as a whole cannot be read (see streams.parse)
-    ├── BrokerUnavailable      Kafka did not acknowledge in time: HTTP 503 with Retry-After
-    └── ChunkError             processing one chunk failed; the subclass carries the decision
-        ├── PoisonMessage      cannot be decoded or names an unknown type: dead-letter at once
-        └── TransientError     may succeed later (connection lost, deadlock): retry after a delay
+SluiceError
+├── ConfigError            a setting is missing or malformed: the process refuses to start
+├── RequestError           a batch request is wrong: HTTP 4xx naming the problem
+│   ├── OptionError        an option is unknown or out of range (carries the field)
+│   └── UploadError        the upload as a whole cannot be read (see streams.parse)
+├── BrokerUnavailable      Kafka did not acknowledge in time: HTTP 503 with Retry-After
+└── ChunkError             processing one chunk failed; the subclass carries the decision
+    ├── PoisonMessage      cannot be decoded or names an unknown type: dead-letter at once
+    └── TransientError     may succeed later (connection lost, deadlock): retry after a delay
 """
 
 from __future__ import annotations

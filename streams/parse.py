@@ -170,7 +170,7 @@ class CsvParser:
                 record = "\n".join(parts)
                 out.append(record)
                 parts = None
-                # Earlier parts came from blocks already checked as a whole; check the join.
+                # Its parts may come from earlier blocks, whose check is not carried over.
                 dirty = dirty or _UNDECODABLE.search(record) is not None
             elif size > self._max:
                 raise UploadError(_too_long(self._max))
@@ -206,7 +206,7 @@ class CsvParser:
         try:
             rows = list(csv.reader((record,)))
         except csv.Error as exc:
-            return ParsedRecord(row, None, f"malformed CSV: {exc}")
+            return ParsedRecord(row, None, f"malformed CSV: {_csv_problem(exc, record)}")
         if len(rows) != 1:
             return ParsedRecord(row, None, "malformed CSV record")
         return self._make(row, rows[0])
@@ -223,6 +223,13 @@ def _width_error(row: int, expected: int, found: int) -> ParsedRecord:
     return ParsedRecord(row, None, f"expected {expected} fields, found {found}")
 
 
+def _csv_problem(exc: csv.Error, text: str) -> str:
+    """The csv module's complaint, reworded where it speaks to Python programmers."""
+    if "\r" in text.rstrip("\r"):
+        return "a carriage return (\\r) inside an unquoted field; lines must end in LF or CRLF"
+    return str(exc)
+
+
 def _header(line: str) -> list[str]:
     if _BINARY.search(line):
         raise UploadError(
@@ -230,11 +237,14 @@ def _header(line: str) -> list[str]:
             "or other control characters)"
         )
     if _UNDECODABLE.search(line):
-        raise UploadError("the CSV header is not valid UTF-8: save the file with UTF-8 encoding")
+        raise UploadError(
+            "the upload does not look like CSV text: its first line is not valid UTF-8 "
+            "(save the file with UTF-8 encoding)"
+        )
     try:
         names = [name.strip() for name in next(csv.reader((line,)))]
     except csv.Error as exc:
-        raise UploadError(f"the CSV header cannot be read: {exc}") from None
+        raise UploadError(f"the CSV header cannot be read: {_csv_problem(exc, line)}") from None
     seen: set[str] = set()
     for position, name in enumerate(names, 1):
         if not name:
@@ -382,4 +392,4 @@ def records_from_json_items(items: list[Any]) -> Iterator[ParsedRecord]:
         elif _has_lone_surrogate(item):
             yield ParsedRecord(row, None, LONE_SURROGATE)
         else:
-            yield ParsedRecord(row, dict(_json_fields(item)))
+            yield ParsedRecord(row, dict(_json_fields(item)))  # a copy: the items stay the caller's

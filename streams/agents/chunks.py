@@ -87,7 +87,11 @@ class ChunkProcessor:
                     delay = backoff_delay(attempts)
                     log.warning(
                         "chunk %s attempt %d failed (%s: %s); retrying in %.2fs",
-                        _where(message, chunk), attempts, type(exc).__name__, exc, delay,
+                        _where(message, chunk),
+                        attempts,
+                        type(exc).__name__,
+                        exc,
+                        delay,
                     )
                     await asyncio.sleep(delay)
                     continue
@@ -129,7 +133,10 @@ class ChunkProcessor:
         metrics().chunks.labels("dead_lettered").inc()
         log.error(
             "chunk %s dead-lettered after %d attempt(s): %s: %s",
-            _where(message, chunk), attempts, type(error).__name__, error,
+            _where(message, chunk),
+            attempts,
+            type(error).__name__,
+            error,
         )
         await dead_letter(
             self.app.producer,

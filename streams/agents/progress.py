@@ -27,8 +27,13 @@ def register(sluice: Sluice) -> None:
             except PoisonMessage as exc:
                 # nothing to count it against; park it and keep the partition flowing
                 m = event.message
-                log.error("dead-lettering unreadable progress event %s[%d]@%d: %s",
-                          m.topic, m.partition, m.offset, exc)
+                log.error(
+                    "dead-lettering unreadable progress event %s[%d]@%d: %s",
+                    m.topic,
+                    m.partition,
+                    m.offset,
+                    exc,
+                )
                 await dead_letter(sluice.app.producer, m, exc)
                 continue
             current = table.get(progress.job_id)

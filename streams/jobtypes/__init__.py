@@ -12,8 +12,9 @@ JOB_TYPES: dict[str, JobType] = {job_type.name: job_type for job_type in (UserIm
 def get_job_type(name: str | None) -> JobType:
     """The job type called `name`; a RequestError naming the known types otherwise."""
     if not name:
-        raise RequestError(f"'type' is required (one of: {', '.join(sorted(JOB_TYPES))})",
-                           field="type")
+        raise RequestError(
+            f"'type' is required (one of: {', '.join(sorted(JOB_TYPES))})", field="type"
+        )
     try:
         return JOB_TYPES[name]
     except KeyError:

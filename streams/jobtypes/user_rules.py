@@ -59,6 +59,7 @@ def validate_user(fields: Mapping[str, Any], *, check_formats: bool = True) -> U
     email = _required_text("email", fields.get("email"))
     if isinstance(email, FieldError):
         return email
+    email = email.lower()  # before measuring: lowercasing can lengthen some characters ("İ")
     if check_formats:
         problem = _email_problem(email)
         if problem is not None:
@@ -81,7 +82,7 @@ def validate_user(fields: Mapping[str, Any], *, check_formats: bool = True) -> U
     signup_ts = _signup_ts(fields.get("signup_ts"))
     if isinstance(signup_ts, FieldError):
         return signup_ts
-    return User(email.lower(), name, country, age, signup_ts)
+    return User(email, name, country, age, signup_ts)
 
 
 def _required_text(field: str, raw: Any) -> str | FieldError:

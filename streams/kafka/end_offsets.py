@@ -11,7 +11,6 @@ recovery and changes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -65,7 +64,7 @@ async def fetch_high_watermarks(
                     result[tp] = max(listed[tp], highwater)
                     pending.discard(tp)
         if pending:
-            raise asyncio.TimeoutError(f"no fetch response for {sorted(map(str, pending))}")
+            raise TimeoutError(f"no fetch response for {sorted(map(str, pending))}")
     finally:
         await probe.stop()
     return result

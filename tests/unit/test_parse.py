@@ -204,7 +204,7 @@ def test_csv_truncated_utf8_at_end_of_upload() -> None:
 
 SAMPLE = (
     b"\xef\xbb\xbf\n email ,name,note\r\n"
-    + "a@b.co,José 😀,\"multi\r\nline, \"\"quoted\"\"\"\r\n".encode()
+    + 'a@b.co,José 😀,"multi\r\nline, ""quoted"""\r\n'.encode()
     + b"\r\n   \n"
     + b"c@d.co,Bad \xff byte,x\n"
     + b'e@f.co,Too,many,fields\n"g@h.co","",""\n'
@@ -240,11 +240,20 @@ def test_csv_unterminated_quote_at_end_fails_the_last_record_only() -> None:
 
 
 def test_csv_stray_carriage_return_fails_only_its_record() -> None:
-    records = csv_records(b"a,b\n1,2\nx\ry,3\n4,5\n")
-    assert records[0] == ok(1, a="1", b="2")
-    assert records[1].row == 2 and records[1].fields is None
-    assert records[1].error is not None and records[1].error.startswith("malformed CSV")
-    assert records[2] == ok(3, a="4", b="5")
+    assert csv_records(b"a,b\n1,2\nx\ry,3\n4,5\n") == [
+        ok(1, a="1", b="2"),
+        bad(
+            2,
+            "malformed CSV: a carriage return (\\r) inside an unquoted field; "
+            "lines must end in LF or CRLF",
+        ),
+        ok(3, a="4", b="5"),
+    ]
+
+
+def test_csv_with_bare_cr_line_ends_is_an_upload_error() -> None:
+    with pytest.raises(UploadError, match="carriage return"):
+        csv_records(b"a,b\r1,2\r3,4\r")
 
 
 def test_csv_a_quote_opening_late_does_not_swallow_the_next_record() -> None:
@@ -265,7 +274,7 @@ def test_csv_header_only_upload_has_no_records() -> None:
 def test_csv_empty_upload_is_an_upload_error_at_close(data: bytes) -> None:
     parser = CsvParser()
     assert parser.feed(data) == []
-    with pytest.raises(UploadError, match="^the upload is empty$"):
+    with pytest.raises(UploadError, match=r"^the upload is empty$"):
         parser.close()
 
 
@@ -289,9 +298,10 @@ def test_csv_binary_header_does_not_look_like_csv(header: bytes) -> None:
         csv_records(header)
 
 
-def test_csv_header_with_invalid_utf8_is_an_upload_error() -> None:
-    with pytest.raises(UploadError, match="not valid UTF-8"):
-        csv_records(b"pr\xe9nom,nom\nx,y\n")
+@pytest.mark.parametrize("data", [b"pr\xe9nom,nom\nx,y\n", b"\x89PNG\r\n\x1a\n\xff\xd8"])
+def test_csv_header_with_invalid_utf8_is_an_upload_error(data: bytes) -> None:
+    with pytest.raises(UploadError, match=r"does not look like CSV text: .* not valid UTF-8"):
+        csv_records(data)
 
 
 def test_csv_header_with_unterminated_quote_is_an_upload_error() -> None:
@@ -432,7 +442,7 @@ def test_ndjson_one_byte_at_a_time_matches_all_at_once() -> None:
 def test_ndjson_empty_upload_is_an_upload_error(data: bytes) -> None:
     parser = NdjsonParser()
     assert parser.feed(data) == []
-    with pytest.raises(UploadError, match="^the upload is empty$"):
+    with pytest.raises(UploadError, match=r"^the upload is empty$"):
         parser.close()
 
 

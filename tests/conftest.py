@@ -1,0 +1,59 @@
+"""Session-wide real parts (broker, PostgreSQL) and per-test isolation (schema, app id)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, make_url, text
+
+from tests.support.broker import session_broker
+from tests.support.postgres import NoDatabase, session_database
+from tests.support.workers import Stack
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with session_broker(str(tmp_path_factory.mktemp("broker"))) as (servers, kind):
+        print(f"\nKafka for this session: {servers} ({kind})")
+        yield servers
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    try:
+        with session_database() as (url, kind):
+            print(f"\nPostgreSQL for this session: {make_url(url).render_as_string()} ({kind})")
+            yield url
+    except NoDatabase as exc:
+        pytest.exit(str(exc), returncode=3)
+
+
+@pytest.fixture
+def schema_url(database_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL schema for one test, as a URL whose search_path selects it."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(database_url)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    url = make_url(database_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def db(schema_url: str) -> Iterator[Engine]:
+    engine = create_engine(schema_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def stack(kafka_bootstrap: str, schema_url: str, tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(kafka_bootstrap, schema_url, f"t{uuid.uuid4().hex[:10]}", tmp_path)
+    yield s
+    s.stop_all()

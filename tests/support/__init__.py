@@ -1,0 +1,1 @@
+"""Real parts for the tests: broker, database, worker processes, generated data."""
