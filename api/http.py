@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -177,5 +178,6 @@ class BatchApi:
 def mount(sluice: Sluice) -> BatchApi:
     """Add the API's routes to the worker's Faust web server."""
     api = BatchApi(sluice)
-    sluice.app.web.web_app.add_routes(api.routes())
+    web: Any = sluice.app.web  # the aiohttp driver, which exposes its Application
+    web.web_app.add_routes(api.routes())
     return api

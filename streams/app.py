@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from streams import topics
 from streams.config import Settings
+from streams.kafka import commit_guard
 from streams.kafka.end_offsets import install_faust_fix
 from streams.sink.database import make_engine
 from streams.worker_state import WorkerState
@@ -35,6 +36,7 @@ class Sluice:
     dead_letter_topics: list[Any]
     engine: Engine
     executor: ThreadPoolExecutor
+    commit_guard: commit_guard.CommitGuard
     state: WorkerState = field(default_factory=WorkerState)
 
 
@@ -107,6 +109,10 @@ def create_app(settings: Settings, *, with_agents: bool = True) -> Sluice:
     )
     engine = make_engine(settings.database_url, pool_size=settings.writers + 2)
     writers = 1 if engine.dialect.name == "sqlite" else settings.writers
+    guard = commit_guard.CommitGuard(
+        {chunk_topic.get_topic_name(), progress_topic.get_topic_name()}
+    )
+    commit_guard.install(app, guard)
     sluice = Sluice(
         settings=settings,
         app=app,
@@ -116,6 +122,7 @@ def create_app(settings: Settings, *, with_agents: bool = True) -> Sluice:
         dead_letter_topics=dead_letter_topics,
         engine=engine,
         executor=ThreadPoolExecutor(max_workers=writers, thread_name_prefix="sluice-writer"),
+        commit_guard=guard,
     )
     if with_agents:
         from streams.agents import register_agents

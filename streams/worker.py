@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
+from typing import Any
 
 import faust
 
@@ -17,26 +19,29 @@ from streams.app import Sluice
 
 log = logging.getLogger(__name__)
 IDLE_CHECK_INTERVAL = 0.5
+IDLE_REPORT_INTERVAL = 10.0
 
 
-def drained(sluice: Sluice) -> bool:
-    """Every assigned partition is consumed and committed up to its high watermark."""
-    consumer = sluice.app.consumer
-    assignment = consumer.assignment()
+def lagging(sluice: Sluice) -> list[str]:
+    """Assigned source partitions not yet consumed and committed up to their high watermark."""
+    consumer: Any = sluice.app.consumer  # Faust's Consumer; its committed offsets are internal
+    # changelog partitions are read for recovery and standbys, never committed: leave them out
+    sources = {sluice.chunk_topic.get_topic_name(), sluice.progress_topic.get_topic_name()}
+    assignment = [tp for tp in consumer.assignment() if tp.topic in sources]
     if not assignment:
-        return False
+        return ["(no partitions assigned yet)"]
+    behind = []
     for tp in assignment:
         highwater = consumer.highwater(tp)
-        if highwater is None:
-            return False
         committed = consumer._committed_offset.get(tp)  # the next offset to read
-        if highwater > 0 and (committed is None or committed < highwater):
-            return False
-    return True
+        if highwater is None or (highwater > 0 and (committed is None or committed < highwater)):
+            behind.append(f"{tp.topic}[{tp.partition}] committed={committed} end={highwater}")
+    return behind
 
 
 def add_idle_exit(sluice: Sluice) -> None:
     idle_seconds = sluice.settings.idle_seconds
+    last_report = [0.0]
 
     @sluice.app.timer(IDLE_CHECK_INTERVAL)
     async def exit_when_idle() -> None:
@@ -46,9 +51,13 @@ def add_idle_exit(sluice: Sluice) -> None:
             return
         if sluice.state.busy or sluice.state.idle_for() < idle_seconds:
             return
-        if drained(sluice):
+        behind = lagging(sluice)
+        if not behind:
             log.info("idle for %.1f s with nothing left to consume: stopping", idle_seconds)
             os.kill(os.getpid(), signal.SIGTERM)  # the same graceful path as a signal
+        elif time.monotonic() - last_report[0] > IDLE_REPORT_INTERVAL:
+            last_report[0] = time.monotonic()
+            log.info("idle, but not drained: %s", "; ".join(behind))
 
 
 def run_worker(sluice: Sluice, *, until_idle: bool = False, loglevel: str = "info") -> None:

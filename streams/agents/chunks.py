@@ -23,6 +23,7 @@ from streams.chunks import decode_chunk
 from streams.deadletter import dead_letter
 from streams.failures import backoff_delay, classify
 from streams.jobtypes.base import Chunk, ChunkResult, RecordFailure
+from streams.kafka.end_offsets import first_offset_from, probe_options_of
 from streams.metrics import metrics
 from streams.options import COMMON_OPTIONS
 
@@ -51,14 +52,52 @@ class ChunkProcessor:
 
     async def _process_in_order(self, partition_events: list[Any]) -> None:
         for event in partition_events:
-            await self._process(event.message)
+            message = event.message
+            committed = self.app.consumer._committed_offset.get(message.tp)  # type: ignore[attr-defined]
+            hole = self.sluice.commit_guard.admit(message.tp, message.offset, committed)
+            if hole == -1:
+                continue  # applied before this partition was read again
+            if hole is not None:
+                await self._reread(message.tp, hole, message.offset)
+                continue
+            await self._process(message)
+
+    async def _reread(self, tp: Any, hole: int, arrived: int) -> None:
+        """An earlier offset was never applied (Faust skipped it): read again from there, so
+        records sharing a key keep their order. A hole the log really has is stepped over."""
+        guard = self.sluice.commit_guard
+        if not guard.start_rewind(tp, hole):
+            return
+        first = await first_offset_from(probe_options_of(self.app.consumer), tp, hole)
+        if first is not None and first > hole:
+            log.info(
+                "%s[%d]: no records in %d..%d; continuing at %d",
+                tp.topic,
+                tp.partition,
+                hole,
+                first - 1,
+                first,
+            )
+            guard.skip_gap(tp, first)
+            hole = first
+        log.warning(
+            "%s[%d]: offset %d arrived before offset %d was applied; reading again from %d",
+            tp.topic,
+            tp.partition,
+            arrived,
+            hole,
+            hole,
+        )
+        await self.app.consumer.seek(tp, hole)
 
     async def _process(self, message: Any) -> None:
-        state = self.sluice.state
+        state, guard = self.sluice.state, self.sluice.commit_guard
         state.chunks_in_flight += 1
         state.touch()
+        guard.begin(message.tp, message.offset)
         try:
             await self._apply_or_dead_letter(message)
+            guard.done(message.tp, message.offset)
         finally:
             state.chunks_in_flight -= 1
             state.touch()

@@ -17,28 +17,34 @@ log = logging.getLogger(__name__)
 def register(sluice: Sluice) -> None:
     table = sluice.progress_table
     state = sluice.state
+    guard = sluice.commit_guard
+
+    async def fold(message: Any) -> None:
+        try:
+            progress = decode_event(message.value)
+        except PoisonMessage as exc:
+            # nothing to count it against; park it and keep the partition flowing
+            log.error(
+                "dead-lettering unreadable progress event %s[%d]@%d: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                exc,
+            )
+            await dead_letter(sluice.app.producer, message, exc)
+            return
+        current = table.get(progress.job_id)
+        updated = apply_event(
+            current, progress.job_id, progress.at_ms, progress.kind, progress.body
+        )
+        if updated is not current:
+            table[progress.job_id] = updated
 
     @sluice.app.agent(sluice.progress_topic, name="aggregate-progress")
     async def aggregate_progress(stream: Any) -> None:
         async for event in stream.events():
+            message = event.message
             state.touch()
-            try:
-                progress = decode_event(event.value)
-            except PoisonMessage as exc:
-                # nothing to count it against; park it and keep the partition flowing
-                m = event.message
-                log.error(
-                    "dead-lettering unreadable progress event %s[%d]@%d: %s",
-                    m.topic,
-                    m.partition,
-                    m.offset,
-                    exc,
-                )
-                await dead_letter(sluice.app.producer, m, exc)
-                continue
-            current = table.get(progress.job_id)
-            updated = apply_event(
-                current, progress.job_id, progress.at_ms, progress.kind, progress.body
-            )
-            if updated is not current:
-                table[progress.job_id] = updated
+            guard.begin(message.tp, message.offset)
+            await fold(message)
+            guard.done(message.tp, message.offset)

@@ -85,7 +85,7 @@ def install_faust_fix() -> None:
     """
     from faust.transport.drivers import aiokafka as faust_aiokafka
 
-    thread_class = faust_aiokafka.AIOKafkaConsumerThread
+    thread_class: Any = faust_aiokafka.AIOKafkaConsumerThread
     if getattr(thread_class, "_sluice_end_offsets_fixed", False):
         return
     original = thread_class._highwaters
@@ -97,3 +97,33 @@ def install_faust_fix() -> None:
 
     thread_class._highwaters = _highwaters
     thread_class._sluice_end_offsets_fixed = True
+
+
+async def first_offset_from(
+    probe_options: Mapping[str, Any], tp: TopicPartition, offset: int, timeout: float = 10.0
+) -> int | None:
+    """The offset of the first record at or after `offset` in `tp`, or None if there is none."""
+    probe = AIOKafkaConsumer(
+        **probe_options, enable_auto_commit=False, group_id=None, fetch_max_wait_ms=50
+    )
+    await probe.start()
+    try:
+        probe.assign([tp])
+        probe.seek(tp, offset)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = await probe.getmany(tp, timeout_ms=200, max_records=1)
+            records = batch.get(tp)
+            if records:
+                return int(records[0].offset)
+            highwater = probe.highwater(tp)
+            if highwater is not None and highwater <= offset:
+                return None
+        return None
+    finally:
+        await probe.stop()
+
+
+def probe_options_of(faust_consumer: Any) -> dict[str, Any]:
+    """Connection options of a running Faust consumer, for short-lived probe consumers."""
+    return _probe_options(faust_consumer._thread._ensure_consumer())

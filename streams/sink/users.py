@@ -23,11 +23,16 @@ from streams.sink.tables import users
 
 
 class UserRow(Protocol):
-    email: str
-    name: str
-    country: str | None
-    age: int | None
-    signup_ts: datetime | None
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def country(self) -> str | None: ...
+    @property
+    def age(self) -> int | None: ...
+    @property
+    def signup_ts(self) -> datetime | None: ...
 
 
 _STAGE = "sluice_stage_users"
@@ -61,8 +66,11 @@ def _stage(connection: Connection, rows: Sequence[UserRow]) -> None:
     )
     dbapi = connection.connection.dbapi_connection
     assert dbapi is not None
-    with dbapi.cursor() as cursor:
+    cursor: Any = dbapi.cursor()  # psycopg2's, which has copy_expert
+    try:
         cursor.copy_expert(f"COPY {_STAGE} ({_COLUMNS}) FROM STDIN", io.StringIO(lines))
+    finally:
+        cursor.close()
 
 
 def insert_new(connection: Connection, rows: Sequence[UserRow], job_id: str) -> set[str]:
