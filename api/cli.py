@@ -85,9 +85,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"database {settings.database_url_masked}\n"
         f"API: {url}  (ready once `curl {url}/api/health` answers 200)\n"
         f"Submit a job:\n"
-        f"  .venv/bin/sluice submit examples/users.csv --type user-import "
+        f"  .venv/bin/sluice submit docs/examples/users.csv --type user-import "
         f"--opt skipDuplicates=true --follow\n"
-        f"  curl -X POST -H 'Content-Type: text/csv' --data-binary @examples/users.csv "
+        f"  curl -X POST -H 'Content-Type: text/csv' --data-binary @docs/examples/users.csv "
         f"'{url}/api/batch/jobs?type=user-import'\n",
         flush=True,
     )

@@ -144,6 +144,6 @@ def status_view(job_id: str, job_type: str, state: State | None, total: int | No
             "updated": s["updated"],
             "deadLettered": s["deadLettered"],
             "unknownColumns": s["unknownColumns"],
-            "errors": s["errors"],
+            "errors": sorted(s["errors"], key=lambda e: e["row"]),
         },
     }
