@@ -10,7 +10,7 @@ from streams.events import now_ms
 from streams.topics import dead_letter_topic
 
 # Connection strings and secrets must not leak into headers people read.
-_URL_WITH_CREDENTIALS = re.compile(r"\b[\w+.-]+://[^\s/@]+@[^\s]+")
+_URL_WITH_CREDENTIALS = re.compile(r"\b[\w+.-]+://[^\s@]+@[^\s]+")
 MAX_MESSAGE_CHARS = 500
 
 

@@ -37,5 +37,6 @@ def classify(exc: BaseException) -> Decision:
 
 def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter for retry number `attempt` (1-based)."""
-    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * (2 ** (attempt - 1)))
+    exponent = min(attempt - 1, 32)  # past 2**32 the cap applies anyway; avoid float overflow
+    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * (2**exponent))
     return (rng or random).uniform(0, ceiling)

@@ -79,7 +79,9 @@ class CommitGuard:
     def watermark(
         self, tp: TopicPartition, committed: int | None, default: int | None = None
     ) -> int | None:
-        base = committed if committed is not None else self._earliest.get(tp, default)
+        base = committed if committed is not None else self._earliest.get(tp)
+        if base is None:  # nothing known yet: continue from where this process got to
+            base = self._watermark.get(tp, default)
         if base is None:
             return None
         mark = max(self._watermark.get(tp, base), base)

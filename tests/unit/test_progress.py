@@ -1,0 +1,273 @@
+"""streams.progress: folding progress events into a job's state exactly once, and its view."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from streams.events import ACCEPTED, CHUNK_OUTCOME, SPLIT_COMPLETED, SPLIT_FAILED
+from streams.progress import State, apply_event, new_state, status_of, status_view
+
+JOB = "job-1"
+T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
+
+
+def accepted(state: State | None, at: int = T0) -> State:
+    body = {"jobType": "user-import", "tenant": "acme", "options": json.dumps({"chunkSize": 100})}
+    return apply_event(state, JOB, at, ACCEPTED, body)
+
+
+def split_done(state: State | None, records: int, chunks: int, at: int = T0) -> State:
+    body = {"totalRecords": records, "totalChunks": chunks, "unknownColumns": ["extra"]}
+    return apply_event(state, JOB, at, SPLIT_COMPLETED, body)
+
+
+def outcome(
+    state: State | None,
+    partition: int,
+    seq: int,
+    *,
+    at: int = T0,
+    records: int = 10,
+    successful: int = 7,
+    failed: int = 2,
+    skipped: int = 1,
+    created: int = 5,
+    updated: int = 2,
+    dead_lettered: bool = False,
+    errors: list[dict[str, Any]] | None = None,
+) -> State:
+    body = {
+        "chunkIndex": 0,
+        "partition": partition,
+        "partitionSeq": seq,
+        "records": records,
+        "successful": successful,
+        "failed": failed,
+        "skipped": skipped,
+        "created": created,
+        "updated": updated,
+        "deadLettered": dead_lettered,
+        "errors": errors if errors is not None else [],
+    }
+    return apply_event(state, JOB, at, CHUNK_OUTCOME, body)
+
+
+def counts(state: State) -> tuple[int, ...]:
+    return tuple(state[k] for k in ("records", "successful", "failed", "skipped", "chunksDone"))
+
+
+# -- exactly once ------------------------------------------------------------------------------
+
+
+def test_a_duplicate_chunk_outcome_is_counted_once() -> None:
+    state = outcome(accepted(None), partition=2, seq=0)
+    again = outcome(state, partition=2, seq=0)
+    assert again is state  # unchanged: the table is not written
+    assert counts(state) == (10, 7, 2, 1, 1)
+
+
+def test_the_same_seq_on_another_partition_is_a_different_chunk() -> None:
+    state = outcome(outcome(None, partition=0, seq=0), partition=1, seq=0)
+    assert counts(state) == (20, 14, 4, 2, 2)
+
+
+def test_out_of_order_seqs_then_the_gap_filled() -> None:
+    state = outcome(None, partition=0, seq=2)
+    state = outcome(state, partition=0, seq=1)
+    assert state["seen"]["0"] == [0, [1, 2]]
+    assert state["chunksDone"] == 2
+    assert outcome(state, partition=0, seq=2) is state  # still pending, still a duplicate
+
+    state = outcome(state, partition=0, seq=0)  # the gap: everything pending is now behind
+    assert state["seen"]["0"] == [3, []]
+    assert state["chunksDone"] == 3
+    for seq in (0, 1, 2):
+        assert outcome(state, partition=0, seq=seq) is state
+    assert outcome(state, partition=0, seq=3)["chunksDone"] == 4
+
+
+def test_redelivered_outcomes_in_any_order_count_each_chunk_once() -> None:
+    order = [(0, 1), (1, 0), (0, 0), (0, 1), (1, 2), (0, 0), (1, 1), (1, 2), (0, 2), (1, 0)]
+    state = split_done(accepted(None), records=60, chunks=6)
+    for partition, seq in order:
+        state = outcome(state, partition, seq)
+    assert counts(state) == (60, 42, 12, 6, 6)
+    assert status_of(state) == "completed"
+
+
+def test_counts_add_up_over_outcomes() -> None:
+    state = outcome(None, 0, 0, records=5, successful=5, failed=0, skipped=0, created=3, updated=2)
+    state = outcome(state, 1, 0, records=4, successful=1, failed=2, skipped=1, created=1, updated=0)
+    state = outcome(state, 0, 1, records=3, successful=0, failed=3, skipped=0, created=0, updated=0)
+    assert counts(state) == (12, 6, 5, 1, 3)
+    assert state["successful"] + state["failed"] + state["skipped"] == state["records"]
+    assert (state["created"], state["updated"]) == (4, 2)
+
+
+def test_dead_lettered_records_are_counted() -> None:
+    state = outcome(None, 0, 0, records=8, successful=0, failed=8, skipped=0, dead_lettered=True)
+    state = outcome(state, 0, 1)
+    assert state["deadLettered"] == 8
+    assert state["failed"] == 10
+
+
+def test_error_samples_are_bounded() -> None:
+    errors = [{"row": i, "field": "email", "reason": "duplicate"} for i in range(7)]
+    state = outcome(None, 0, 0, errors=errors)
+    state = outcome(state, 0, 1, errors=errors)
+    assert len(state["errors"]) == 10
+    assert state["errors"][:7] == errors
+
+
+def test_apply_event_does_not_change_the_state_it_is_given() -> None:
+    state = accepted(None)
+    before = json.dumps(state, sort_keys=True)
+    outcome(state, 0, 0)
+    split_done(state, records=10, chunks=1)
+    assert json.dumps(state, sort_keys=True) == before
+
+
+def test_an_unknown_event_kind_changes_nothing() -> None:
+    state = accepted(None)
+    assert apply_event(state, JOB, T0, "sluice.SomethingNew", {}) is state
+
+
+# -- split events ------------------------------------------------------------------------------
+
+
+def test_job_accepted_records_type_tenant_and_options() -> None:
+    state = accepted(None)
+    assert (state["type"], state["tenant"], state["options"]) == (
+        "user-import",
+        "acme",
+        {"chunkSize": 100},
+    )
+    assert state["acceptedAt"] == T0
+    assert accepted(state, at=T0 + 5)["acceptedAt"] == T0  # a redelivery keeps the first time
+
+
+def test_split_completed_sets_the_totals_once() -> None:
+    state = split_done(accepted(None), records=2_500, chunks=7)
+    assert (state["totalRecords"], state["totalChunks"]) == (2_500, 7)
+    assert state["unknownColumns"] == ["extra"]
+    assert split_done(state, records=1, chunks=1) is state
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+def test_status_goes_queued_active_completed() -> None:
+    assert status_of(None) == "queued"
+    state = accepted(None)
+    assert status_of(state) == "queued"
+    state = split_done(state, records=30, chunks=3)
+    assert status_of(state) == "queued"
+    state = outcome(state, 0, 0, at=T0 + 1_000)
+    assert status_of(state) == "active"
+    state = outcome(state, 1, 0, at=T0 + 2_000)
+    assert status_of(state) == "active"
+    assert state["completedAt"] is None
+    state = outcome(state, 2, 0, at=T0 + 3_000)
+    assert status_of(state) == "completed"
+    assert state["startedAt"] == T0 + 1_000
+    assert state["completedAt"] == T0 + 3_000
+
+
+def test_all_chunks_done_before_split_completed_is_still_active() -> None:
+    state = outcome(outcome(accepted(None), 0, 0), 1, 0)
+    assert status_of(state) == "active"
+    state = split_done(state, records=20, chunks=2, at=T0 + 9)
+    assert status_of(state) == "completed"
+    assert state["completedAt"] == T0 + 9
+
+
+def test_split_failed_fails_the_job() -> None:
+    state = outcome(accepted(None), 0, 0)
+    state = apply_event(state, JOB, T0 + 50, SPLIT_FAILED, {"reason": "upload interrupted"})
+    assert status_of(state) == "failed"
+    assert state["error"] == "upload interrupted"
+    assert state["completedAt"] == T0 + 50
+
+
+def test_completed_at_is_set_once() -> None:
+    state = split_done(accepted(None), records=10, chunks=1)
+    state = outcome(state, 0, 0, at=T0 + 100)
+    assert state["completedAt"] == T0 + 100
+    state = outcome(state, 3, 0, at=T0 + 200)  # a stray late outcome
+    state = apply_event(state, JOB, T0 + 300, SPLIT_FAILED, {"reason": "late"})
+    assert state["completedAt"] == T0 + 100
+
+
+def test_a_zero_record_job_completes_on_split_completed() -> None:
+    state = split_done(accepted(None), records=0, chunks=0, at=T0 + 7)
+    assert status_of(state) == "completed"
+    assert state["completedAt"] == T0 + 7
+    view = status_view(JOB, "user-import", state, 0)
+    assert view["status"] == "completed"
+    assert view["progress"]["percentage"] == 100.0
+    assert view["progress"]["total"] == 0
+
+
+# -- the status view ---------------------------------------------------------------------------
+
+
+def test_status_view_fields_and_percentage() -> None:
+    state = split_done(accepted(None), records=30, chunks=3)
+    errors = [{"row": 4, "field": "email", "reason": "duplicate"}]
+    state = outcome(state, 0, 0, at=T0 + 1_500, errors=errors)
+    view = status_view(JOB, "user-import", state, None)
+    assert view == {
+        "jobId": JOB,
+        "type": "user-import",
+        "status": "active",
+        "progress": {
+            "percentage": 33.33,
+            "processed": 10,
+            "total": 30,
+            "successful": 7,
+            "failed": 2,
+            "skipped": 1,
+            "currentChunk": 1,
+            "totalChunks": 3,
+        },
+        "startedAt": "2023-11-14T22:13:21.500000Z",
+        "completedAt": None,
+        "error": None,
+        "summary": {
+            "created": 5,
+            "updated": 2,
+            "deadLettered": 0,
+            "unknownColumns": ["extra"],
+            "errors": errors,
+        },
+    }
+
+
+def test_status_view_of_a_completed_job_is_100_percent() -> None:
+    state = split_done(accepted(None), records=20, chunks=2)
+    state = outcome(outcome(state, 0, 0), 1, 0, at=T0 + 2_000)
+    view = status_view(JOB, "user-import", state, 20)
+    assert view["status"] == "completed"
+    assert view["progress"]["percentage"] == 100.0
+    assert view["completedAt"] == "2023-11-14T22:13:22Z"
+
+
+def test_status_view_without_state_uses_the_registry_total() -> None:
+    view = status_view(JOB, "user-import", None, 1_000)
+    assert view["status"] == "queued"
+    assert view["type"] == "user-import"
+    assert view["progress"]["total"] == 1_000
+    assert view["progress"]["percentage"] == 0.0
+    assert (view["startedAt"], view["completedAt"]) == (None, None)
+
+
+def test_status_view_prefers_the_split_total_over_the_registry() -> None:
+    state = outcome(split_done(accepted(None), records=40, chunks=4), 0, 0)
+    assert status_view(JOB, "user-import", state, 999)["progress"]["total"] == 40
+
+
+def test_new_state_is_queued_and_empty() -> None:
+    state = new_state(JOB)
+    assert status_of(state) == "queued"
+    assert counts(state) == (0, 0, 0, 0, 0)
