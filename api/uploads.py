@@ -66,6 +66,10 @@ async def submit_stream(
             submission = JobSubmission(sluice, job_type, options)
             await submission.open()
             submission.note_columns(parser.columns)
+            if per_record_columns:
+                submission.describe_records(json_values=True)
+            else:
+                submission.describe_records(columns=parser.columns, json_values=False)
             records, waiting = waiting, []
         if per_record_columns:
             for record in records:
@@ -177,6 +181,7 @@ async def submit_inline(sluice: Sluice, request: web.Request) -> Accepted:
     check_columns(job_type, first)
     submission = JobSubmission(sluice, job_type, parsed_options)
     await submission.open()
+    submission.describe_records(json_values=True)
     try:
         records = list(records_from_json_items(data))
         _note_columns(submission, records)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ from streams.kafka import commit_guard
 from streams.kafka.end_offsets import install_faust_fix
 from streams.sink.database import make_engine
 from streams.worker_state import WorkerState
+from streams.writers import writer_pool
 
 # A chunk of 10,000 wide records can pass aiokafka's 1 MiB default; the broker has no limit.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -35,9 +36,18 @@ class Sluice:
     progress_table: Any
     dead_letter_topics: list[Any]
     engine: Engine
-    executor: ThreadPoolExecutor
+    executor: Executor
     commit_guard: commit_guard.CommitGuard
     state: WorkerState = field(default_factory=WorkerState)
+
+    def restart_writers(self) -> None:
+        """Replace a writer pool one of whose processes died."""
+        broken, self.executor = self.executor, writer_pool(self.settings.database_url, self.writers)
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def writers(self) -> int:
+        return 1 if self.engine.dialect.name == "sqlite" else self.settings.writers
 
 
 def create_faust_app(settings: Settings) -> faust.App:
@@ -108,7 +118,7 @@ def create_app(settings: Settings, *, with_agents: bool = True) -> Sluice:
         standby_buffer_size=1,
     )
     engine = make_engine(settings.database_url, pool_size=settings.writers + 2)
-    writers = 1 if engine.dialect.name == "sqlite" else settings.writers
+    writers = 1 if engine.dialect.name == "sqlite" else settings.writers  # one SQLite writer
     guard = commit_guard.CommitGuard(
         {chunk_topic.get_topic_name(), progress_topic.get_topic_name()}
     )
@@ -121,7 +131,7 @@ def create_app(settings: Settings, *, with_agents: bool = True) -> Sluice:
         progress_table=progress_table,
         dead_letter_topics=dead_letter_topics,
         engine=engine,
-        executor=ThreadPoolExecutor(max_workers=writers, thread_name_prefix="sluice-writer"),
+        executor=writer_pool(settings.database_url, writers),
         commit_guard=guard,
     )
     if with_agents:

@@ -42,6 +42,21 @@ class SchemaVersion:
     family: str
     version: int
     parsed: Any
+    record_unions: bool  # decode its unions of records as (name, record) pairs
+
+
+def _has_record_union(node: Any) -> bool:
+    if isinstance(node, list):
+        if any(isinstance(b, dict) and b.get("type") == "record" for b in node):
+            return True
+        return any(_has_record_union(b) for b in node)
+    if isinstance(node, dict):
+        return any(
+            _has_record_union(v)
+            for k, v in node.items()
+            if k in ("type", "fields", "items", "values")
+        )
+    return False
 
 
 class Codec:
@@ -54,7 +69,9 @@ class Codec:
             raw = json.loads(path.read_text())
             family = f"{raw['namespace']}.{raw['name']}"
             version = int(path.stem.rsplit(".v", 1)[1])
-            entry = SchemaVersion(raw[SCHEMA_ID_ATTRIBUTE], family, version, parse_schema(raw))
+            entry = SchemaVersion(
+                raw[SCHEMA_ID_ATTRIBUTE], family, version, parse_schema(raw), _has_record_union(raw)
+            )
             if entry.schema_id in self._by_id:
                 raise ValueError(f"{path.name}: schema id {entry.schema_id} is used twice")
             self._by_id[entry.schema_id] = entry

@@ -6,10 +6,10 @@ import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from streams.codec import PROGRESS_EVENT, codec
-from streams.jobtypes.base import Chunk, ChunkResult
+from streams.jobtypes.base import ChunkResult
 
 ACCEPTED = "sluice.JobAccepted"
 SPLIT_COMPLETED = "sluice.SplitCompleted"
@@ -46,7 +46,20 @@ def split_failed(job_id: str, reason: str) -> bytes:
     return _encode(job_id, SPLIT_FAILED, {"reason": reason})
 
 
-def chunk_outcome(chunk: Chunk, result: ChunkResult, *, dead_lettered: bool = False) -> bytes:
+class ChunkIdentity(Protocol):
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def chunk_index(self) -> int: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def partition_seq(self) -> int: ...
+
+
+def chunk_outcome(
+    chunk: ChunkIdentity, result: ChunkResult, *, dead_lettered: bool = False
+) -> bytes:
     return _encode(
         chunk.job_id,
         CHUNK_OUTCOME,

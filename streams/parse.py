@@ -13,8 +13,7 @@ import csv
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.exceptions import RequestError
 
@@ -45,9 +44,10 @@ _BINARY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedRecord:
-    """One record of an upload; `fields` is None exactly when `error` says why."""
+class ParsedRecord(NamedTuple):
+    """One record of an upload; `fields` is None exactly when `error` says why.
+
+    A NamedTuple rather than a frozen dataclass: one is built per record, ~4x cheaper."""
 
     row: int
     fields: dict[str, Any] | None

@@ -1,18 +1,16 @@
 """Cut a job's records into chunks, one stream of chunks per partition (pure, streaming).
 
-Each record goes to the partition its routing key hashes to, with Kafka's default partitioner
-(murmur2), so records sharing a key are applied by one consumer in submission order, and an
-upstream producer keying by the same value lands on the same partition. A chunk holds records
+Each record goes to the partition its routing key hashes to, so records sharing a key are
+applied by one consumer in submission order. A chunk holds records
 of one partition only, so one large job still spreads over every partition. Memory is bounded
 by `partitions × chunkSize` records.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from typing import Any
-
-from aiokafka.partitioner import murmur2
 
 from streams.chunks import raw_record
 from streams.jobtypes.base import Chunk, JobType
@@ -20,8 +18,9 @@ from streams.parse import ParsedRecord
 
 
 def partition_for(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner picks for `key`."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    """The partition of a routing key: CRC-32 of its UTF-8 bytes (zlib's C code, ~0.1 µs; the
+    Kafka client's murmur2 is pure Python here and cost ~2 µs per record)."""
+    return zlib.crc32(key.encode()) % partitions
 
 
 class ChunkCutter:
@@ -45,6 +44,9 @@ class ChunkCutter:
         self._buffers: list[list[dict[str, Any]]] = [[] for _ in range(partitions)]
         self._seq = [0] * partitions
         self._keyless = 0
+        #: how records look, for a compact encoding (see streams/chunks.py)
+        self.columns: tuple[str, ...] = ()
+        self.json_values = False
         self.records = 0
         self.chunks = 0
 
@@ -79,6 +81,8 @@ class ChunkCutter:
             partition_seq=self._seq[partition],
             options=self._options,
             records=records,
+            columns=self.columns,
+            json_values=self.json_values,
         )
         self._seq[partition] += 1
         self.chunks += 1

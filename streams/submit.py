@@ -115,6 +115,11 @@ class JobSubmission:
         self.sluice.state.uploads_in_flight += 1
         self._open = True
 
+    def describe_records(self, *, columns: Iterable[str] = (), json_values: bool) -> None:
+        """CSV: every record has these columns, as text; JSON: values keep their types."""
+        self._cutter.columns = tuple(columns)
+        self._cutter.json_values = json_values
+
     def note_columns(self, columns: Iterable[str]) -> None:
         if len(self.unknown_columns) < MAX_UNKNOWN_COLUMNS:
             self.unknown_columns.update(set(columns) - self.job_type.known_columns)

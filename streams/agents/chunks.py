@@ -1,11 +1,10 @@
 """The chunk agent: apply each chunk in one transaction, report its outcome, never lose one.
 
 Events are taken in small batches; chunks of one partition are applied in order, chunks of
-different partitions in parallel on the writer threads (one connection keeps the database only
-half busy). Faust acks a batch once this agent returns to it, even when it returns by
-cancellation, so a batch is shielded: a stopping worker finishes the chunks it has started
-before the offsets that follow the stop are committed. Nothing here raises into Faust: a chunk
-either reaches the sink or the dead-letter topic.
+different partitions in parallel in the writer processes (streams/writers.py). Faust acks a
+batch once this agent returns to it, even when it returns by cancellation, so a batch is
+shielded: a stopping worker finishes the chunks it has started before its last commit.
+Nothing here raises into Faust: a chunk either reaches the sink or the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -17,15 +16,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from streams import events, ledger_apply
+from streams import events
 from streams.app import Sluice
-from streams.chunks import decode_chunk
 from streams.deadletter import dead_letter
-from streams.failures import backoff_delay, classify
-from streams.jobtypes.base import Chunk, ChunkResult, RecordFailure
+from streams.failures import backoff_delay
+from streams.jobtypes.base import ChunkResult, RecordFailure
 from streams.kafka.end_offsets import first_offset_from, probe_options_of
 from streams.metrics import metrics
 from streams.options import COMMON_OPTIONS
+from streams.writers import ApplyFailed, BrokenProcessPool, ChunkInfo, apply_raw
 
 log = logging.getLogger(__name__)
 DEFAULT_RETRY_ATTEMPTS = COMMON_OPTIONS["retryAttempts"].default
@@ -104,77 +103,75 @@ class ChunkProcessor:
 
     async def _apply_or_dead_letter(self, message: Any) -> None:
         loop = asyncio.get_running_loop()
-        chunk: Chunk | None = None
+        info: ChunkInfo | None = None
         attempts = 0
         first_failure_ms = 0
         while True:
             attempts += 1
             started = time.perf_counter()
             try:
-                if chunk is None:
-                    chunk = decode_chunk(message.value)
-                chunk_now = chunk
-                result, fresh = await loop.run_in_executor(
-                    self.sluice.executor, ledger_apply.apply, self.sluice.engine, chunk_now
-                )
-            except Exception as exc:
+                applied = await loop.run_in_executor(self.sluice.executor, apply_raw, message.value)
+            except (ApplyFailed, BrokenProcessPool) as exc:
+                if isinstance(exc, BrokenProcessPool):  # a writer process died: start anew
+                    self.sluice.restart_writers()
+                    failure = ApplyFailed(info, type(exc).__name__, str(exc), retry=True)
+                else:
+                    failure = exc
+                info = failure.info or info
                 first_failure_ms = first_failure_ms or events.now_ms()
-                decision = classify(exc)
-                budget = self._retry_attempts(chunk)
-                if decision.retry and attempts <= budget:
+                if failure.retry and attempts <= self._retry_attempts(info):
                     metrics().chunks.labels("retried").inc()
                     delay = backoff_delay(attempts)
                     log.warning(
-                        "chunk %s attempt %d failed (%s: %s); retrying in %.2fs",
-                        _where(message, chunk),
+                        "chunk %s attempt %d failed (%s); retrying in %.2fs",
+                        _where(message, info),
                         attempts,
-                        type(exc).__name__,
-                        exc,
+                        failure,
                         delay,
                     )
                     await asyncio.sleep(delay)
                     continue
-                await self._dead_letter(message, chunk, exc, attempts, first_failure_ms)
+                await self._dead_letter(message, info, failure, attempts, first_failure_ms)
                 return
             metrics().chunk_seconds.observe(time.perf_counter() - started)
-            metrics().chunks.labels("applied" if fresh else "redelivered").inc()
-            if fresh:
+            metrics().chunks.labels("applied" if applied.fresh else "redelivered").inc()
+            result = applied.result
+            if applied.fresh:
                 for outcome in ("successful", "failed", "skipped"):
-                    metrics().records.labels(chunk_now.job_type, outcome).inc(
+                    metrics().records.labels(applied.info.job_type, outcome).inc(
                         getattr(result, outcome)
                     )
-            await self._send_outcome(chunk_now, result)
+            await self._send_outcome(applied.info, result)
             return
 
     @staticmethod
-    def _retry_attempts(chunk: Chunk | None) -> int:
-        if chunk is None:
+    def _retry_attempts(info: ChunkInfo | None) -> int:
+        if info is None:
             return DEFAULT_RETRY_ATTEMPTS
-        value = chunk.options.get("retryAttempts", DEFAULT_RETRY_ATTEMPTS)
+        value = info.options.get("retryAttempts", DEFAULT_RETRY_ATTEMPTS)
         return value if isinstance(value, int) else DEFAULT_RETRY_ATTEMPTS
 
     async def _send_outcome(
-        self, chunk: Chunk, result: ChunkResult, *, dead_lettered: bool = False
+        self, info: ChunkInfo, result: ChunkResult, *, dead_lettered: bool = False
     ) -> None:
-        value = events.chunk_outcome(chunk, result, dead_lettered=dead_lettered)
+        value = events.chunk_outcome(info, result, dead_lettered=dead_lettered)
         # wait for the broker's ack: the chunk's offset may be committed right after we return
-        delivery = await self.sluice.progress_topic.send(key=chunk.job_id, value=value)
+        delivery = await self.sluice.progress_topic.send(key=info.job_id, value=value)
         await delivery
 
     async def _dead_letter(
         self,
         message: Any,
-        chunk: Chunk | None,
-        error: BaseException,
+        info: ChunkInfo | None,
+        error: ApplyFailed,
         attempts: int,
         first_failure_ms: int,
     ) -> None:
         metrics().chunks.labels("dead_lettered").inc()
         log.error(
-            "chunk %s dead-lettered after %d attempt(s): %s: %s",
-            _where(message, chunk),
+            "chunk %s dead-lettered after %d attempt(s): %s",
+            _where(message, info),
             attempts,
-            type(error).__name__,
             error,
         )
         await dead_letter(
@@ -183,21 +180,21 @@ class ChunkProcessor:
             error,
             attempts=attempts,
             first_failure_ms=first_failure_ms,
-            job_id=chunk.job_id if chunk else None,
-            chunk_index=chunk.chunk_index if chunk else None,
+            job_id=info.job_id if info else None,
+            chunk_index=info.chunk_index if info else None,
         )
-        if chunk is not None:
+        if info is not None:
             # the job's records are neither lost nor successful: they count as failed
-            result = ChunkResult(records=len(chunk.records))
-            reason = f"chunk dead-lettered: {type(error).__name__}"
-            for record in chunk.records:
-                result.fail(RecordFailure(record["row"], None, reason))
-            await self._send_outcome(chunk, result, dead_lettered=True)
+            result = ChunkResult(records=len(info.rows))
+            reason = f"chunk dead-lettered: {error.error_class}"
+            for row in info.rows:
+                result.fail(RecordFailure(row, None, reason))
+            await self._send_outcome(info, result, dead_lettered=True)
 
 
-def _where(message: Any, chunk: Chunk | None) -> str:
+def _where(message: Any, info: ChunkInfo | None) -> str:
     place = f"{message.topic}[{message.partition}]@{message.offset}"
-    return f"{place} (job {chunk.job_id} chunk {chunk.chunk_index})" if chunk else place
+    return f"{place} (job {info.job_id} chunk {info.chunk_index})" if info else place
 
 
 def register(sluice: Sluice) -> None:

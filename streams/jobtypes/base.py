@@ -38,6 +38,10 @@ class Chunk:
     options: Mapping[str, Any]
     records: Sequence[Mapping[str, Any]]  # {"row", "fields", "error"}
     attempt: int = 0
+    #: The field names every record has, in order (CSV uploads); empty when they vary.
+    columns: tuple[str, ...] = ()
+    #: Values keep JSON types (NDJSON and inline JSON uploads) rather than being text.
+    json_values: bool = False
 
 
 @dataclass

@@ -28,15 +28,18 @@ def driver_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, pool_size: int = 4) -> Engine:
-    """An engine for `url`, with Sluice's tables created."""
+def make_engine(url: str, *, pool_size: int = 4, create: bool = True) -> Engine:
+    """An engine for `url`, with Sluice's tables created (unless `create` is false)."""
     url = driver_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-    create_tables(engine)
+        # No pre-ping: it costs a round trip per chunk. A connection lost under a chunk raises,
+        # SQLAlchemy drops it from the pool, and the chunk is retried (streams/failures.py).
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    if create:
+        create_tables(engine)
     return engine
 
 

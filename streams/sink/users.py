@@ -41,12 +41,16 @@ _COLUMNS = "email, name, country, age, signup_ts"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_value(value: object) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value).translate(_COPY_ESCAPES)
+_NULL = "\\N"
+
+
+def _copy_line(r: UserRow) -> str:
+    """One row in COPY's text format (runs once per record: no generic per-value dispatch)."""
+    esc = _COPY_ESCAPES
+    country = _NULL if r.country is None else r.country.translate(esc)
+    age = _NULL if r.age is None else str(r.age)
+    signup = _NULL if r.signup_ts is None else r.signup_ts.isoformat()
+    return f"{r.email.translate(esc)}\t{r.name.translate(esc)}\t{country}\t{age}\t{signup}\n"
 
 
 def _stage(connection: Connection, rows: Sequence[UserRow]) -> None:
@@ -59,11 +63,7 @@ def _stage(connection: Connection, rows: Sequence[UserRow]) -> None:
             )
         )
         info[_STAGE_READY] = True
-    lines = "".join(
-        f"{_copy_value(r.email)}\t{_copy_value(r.name)}\t{_copy_value(r.country)}\t"
-        f"{_copy_value(r.age)}\t{_copy_value(r.signup_ts)}\n"
-        for r in rows
-    )
+    lines = "".join([_copy_line(r) for r in rows])
     dbapi = connection.connection.dbapi_connection
     assert dbapi is not None
     cursor: Any = dbapi.cursor()  # psycopg2's, which has copy_expert

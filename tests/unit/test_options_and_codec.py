@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import struct
+from dataclasses import replace
 
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -154,16 +155,43 @@ def test_a_version_1_chunk_decodes_with_version_2_defaults() -> None:
     )
 
 
-def test_a_version_2_chunk_round_trips() -> None:
+def test_a_version_3_chunk_round_trips() -> None:
     chunk = Chunk("job-9", "user-import", "acme", 12, 3, 4, {"chunkSize": 500}, RECORDS[:2], 2)
     data = encode_chunk(chunk, submitted_at_ms=1_700_000_000_000)
-    assert codec().schema_id_of(data) == 2
-    assert decode_chunk(data) == chunk
+    assert codec().schema_id_of(data) == 3
+    decoded = decode_chunk(data)
+    assert (decoded.columns, decoded.json_values) == (("email", "name", "age"), True)
+    assert replace(decoded, columns=(), json_values=False) == chunk
 
 
-def test_the_newest_chunk_schema_is_version_2() -> None:
+def test_typed_json_values_and_unreadable_records_round_trip() -> None:
+    records = [
+        {"row": 1, "fields": {"email": "a@x.io", "age": 42, "vip": True}, "error": None},
+        {"row": 2, "fields": None, "error": "invalid JSON: Expecting value"},
+        {"row": 3, "fields": {"email": "b@x.io", "score": 1.5, "name": None}, "error": None},
+    ]
+    chunk = Chunk("job-1", "user-import", "default", 0, 1, 0, {}, records)
+    decoded = decode_chunk(encode_chunk(chunk))
+    assert decoded.records[0]["fields"] == {
+        "email": "a@x.io",
+        "age": 42,
+        "vip": True,
+        "score": None,
+        "name": None,
+    }
+    assert decoded.records[1] == records[1]
+    assert decoded.records[2]["fields"] == {
+        "email": "b@x.io",
+        "age": None,
+        "vip": None,
+        "score": 1.5,
+        "name": None,
+    }
+
+
+def test_the_newest_chunk_schema_is_version_3() -> None:
     latest = codec().latest(CHUNK)
-    assert (latest.schema_id, latest.version) == (2, 2)
+    assert (latest.schema_id, latest.version) == (3, 3)
 
 
 @pytest.mark.parametrize(
