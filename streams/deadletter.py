@@ -33,8 +33,9 @@ def dead_letter_headers(
     schema_id: int | None,
 ) -> list[tuple[str, bytes]]:
     values: dict[str, Any] = {
-        "error-class": type(error).__name__,
-        "error-message": sanitize(str(error)),
+        # an error reported by a writer process names the original error it carries
+        "error-class": getattr(error, "error_class", type(error).__name__),
+        "error-message": sanitize(getattr(error, "message", str(error))),
         "attempts": attempts,
         "first-failure-at": first_failure_ms,
         "last-failure-at": now_ms(),

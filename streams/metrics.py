@@ -49,7 +49,17 @@ class Metrics:
             registry=self.registry,
         )
 
+    def declare_labels(self) -> None:
+        """Every fixed label value exists from the start, so a first event is a visible
+        increase (Prometheus' increase() ignores a series' first sample)."""
+        for result in ("applied", "redelivered", "retried", "dead_lettered"):
+            self.chunks.labels(result)
+        for result in ("accepted", "rejected", "unavailable"):
+            self.uploads.labels(result)
+
 
 @lru_cache(maxsize=1)
 def metrics() -> Metrics:
-    return Metrics()
+    built = Metrics()
+    built.declare_labels()
+    return built

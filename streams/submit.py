@@ -95,13 +95,20 @@ class JobSubmission:
                 f"Kafka did not acknowledge within {self._timeout:g} s ({type(exc).__name__})"
             ) from exc
 
+    async def _publish(self, value: bytes) -> None:
+        """A progress event, sent and acknowledged within one timeout."""
+
+        async def send_and_wait() -> None:
+            delivery = await self.sluice.progress_topic.send(key=self.job_id, value=value)
+            await delivery
+
+        await self._broker(send_and_wait())
+
     async def open(self) -> None:
         """Announce the job; BrokerUnavailable means nothing of it exists."""
-        accepted = events.job_accepted(self.job_id, self.job_type.name, self.tenant, self.options)
-        delivery = await self._broker(
-            self.sluice.progress_topic.send(key=self.job_id, value=accepted)
+        await self._publish(
+            events.job_accepted(self.job_id, self.job_type.name, self.tenant, self.options)
         )
-        await self._broker(delivery)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(
             None,
@@ -151,13 +158,11 @@ class JobSubmission:
             while self._in_flight:
                 await self._broker(self._in_flight.popleft())
             total_records, total_chunks = self._cutter.records, self._cutter.chunks
-            sealed = events.split_completed(
-                self.job_id, total_records, total_chunks, self.unknown_columns
+            await self._publish(
+                events.split_completed(
+                    self.job_id, total_records, total_chunks, self.unknown_columns
+                )
             )
-            delivery = await self._broker(
-                self.sluice.progress_topic.send(key=self.job_id, value=sealed)
-            )
-            await self._broker(delivery)
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(
                 None,
@@ -181,11 +186,7 @@ class JobSubmission:
             await loop.run_in_executor(
                 None, job_registry.record_error, self.sluice.engine, self.job_id, reason
             )
-            failed = events.split_failed(self.job_id, reason)
-            delivery = await self._broker(
-                self.sluice.progress_topic.send(key=self.job_id, value=failed)
-            )
-            await self._broker(delivery)
+            await self._publish(events.split_failed(self.job_id, reason))
         except Exception:  # the registry row already says why; the broker may be the cause
             log.exception("could not record the failure of job %s", self.job_id)
 

@@ -35,8 +35,13 @@ def register(sluice: Sluice) -> None:
     @app.timer(QUEUE_DEPTH_INTERVAL)
     async def measure_queue_depth() -> None:
         consumer: Any = app.consumer  # Faust's Consumer; its committed offsets are internal
-        depth: dict[str, int] = {}
+        depth: dict[str, int] = {
+            sluice.chunk_topic.get_topic_name(): 0,
+            sluice.progress_topic.get_topic_name(): 0,
+        }
         for tp in consumer.assignment():
+            if tp.topic not in depth:
+                continue  # changelogs and Faust's own topics are not queues
             highwater = consumer.highwater(tp) or 0
             committed = consumer._committed_offset.get(tp) or 0
             depth[tp.topic] = depth.get(tp.topic, 0) + max(highwater - committed, 0)

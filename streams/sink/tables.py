@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 metadata = MetaData()
 
@@ -71,4 +72,12 @@ chunks = Table(
 
 def create_tables(engine: Engine) -> None:
     """Create Sluice's tables where they do not exist yet (idempotent, safe to race)."""
-    metadata.create_all(engine, checkfirst=True)
+    for attempt in range(3):
+        try:
+            metadata.create_all(engine, checkfirst=True)
+            return
+        except (IntegrityError, ProgrammingError, OperationalError):
+            # two workers starting together: the other one created a table between our check
+            # and our CREATE (PostgreSQL reports a unique violation on pg_type)
+            if attempt == 2:
+                raise
