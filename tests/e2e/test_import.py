@@ -37,7 +37,7 @@ def test_csv_import_gives_exact_rows_and_counts(stack: Stack, db: Engine, mode: 
     assert view["progress"]["totalChunks"] >= 20  # 1000 per chunk, cut per partition
 
 
-def test_ndjson_and_inline_json(stack: Stack, db: Engine) -> None:
+def test_ndjson_inline_json_and_multipart(stack: Stack, db: Engine) -> None:
     worker = stack.worker().wait_ready()
     upload = generate(5_000, seed=11, existing=0)
     accepted = stack.submit(
@@ -84,6 +84,40 @@ def test_ndjson_and_inline_json(stack: Stack, db: Engine) -> None:
             text("SELECT name, age FROM users WHERE email = 'inline@example.com'")
         ).one()
     assert tuple(row) == ("Ina", 33)
+
+    # multipart/form-data: option fields first, then the file part
+    boundary = "sluice-test-boundary"
+    parts = [
+        ("type", None, b"user-import"),
+        ("updateDuplicates", None, b"true"),
+        ("file", "users.csv", b"email,name,age\r\nform@example.com,Form,40\r\nbad,X,\r\n"),
+    ]
+    body = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n".encode()
+        if filename:
+            body += b"Content-Type: text/csv\r\n"
+        body += b"\r\n" + content + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    status, answer = http(
+        "POST",
+        f"{worker.url}/api/batch/jobs",
+        body,
+        {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert status == 202, answer
+    view = stack.wait_finished(worker, answer["jobId"])
+    assert (
+        view["progress"]["total"],
+        view["progress"]["successful"],
+        view["progress"]["failed"],
+    ) == (2, 1, 1)
+    with db.connect() as connection:
+        age = connection.execute(
+            text("SELECT age FROM users WHERE email = 'form@example.com'")
+        ).scalar_one()
+    assert age == 40
 
 
 def test_two_workers_share_one_job(stack: Stack, db: Engine) -> None:
