@@ -76,6 +76,9 @@ _engine: Engine | None = None
 def _init(database_url: str) -> None:
     global _engine
     _engine = make_engine(database_url, pool_size=1, create=False)
+    from streams.worker import tune_gc
+
+    tune_gc()
 
 
 def apply_raw(data: bytes, engine: Engine | None = None) -> Applied:
