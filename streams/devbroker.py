@@ -76,6 +76,8 @@ def start_dev_broker(
 ) -> DevBroker:
     """Start Tansu on `port` (a free one when None) and wait until it accepts connections."""
     port = port or free_port(host)
+    if port_open(host, port):
+        raise ConfigError(f"cannot start the embedded broker: {host}:{port} is already in use")
     url = f"tcp://{host}:{port}"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
