@@ -211,6 +211,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if status == 200 else 1
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    status, answer = _request("POST", f"{api_url()}/api/batch/jobs/{args.job_id}/cancel")
+    print(json.dumps(answer, indent=2))
+    return 0 if status == 202 else 1
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     settings = load_settings()
     for field in dataclasses.fields(settings):
@@ -261,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="a job's status")
     status.add_argument("job_id")
     status.set_defaults(func=cmd_status)
+
+    cancel = commands.add_parser("cancel", help="cancel a job: its remaining chunks are skipped")
+    cancel.add_argument("job_id")
+    cancel.set_defaults(func=cmd_cancel)
 
     config = commands.add_parser("config", help="print the settings in force")
     config.set_defaults(func=cmd_config)

@@ -21,8 +21,9 @@ from api import uploads
 from streams import topics
 from streams.app import Sluice
 from streams.exceptions import BrokerUnavailable, RequestError
+from streams.ledger_apply import CANCELLED
 from streams.metrics import metrics
-from streams.progress import status_view
+from streams.progress import FINISHED, status_view
 from streams.sink import jobs as job_registry
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class BatchApi:
         return [
             web.post(f"{API_PREFIX}/jobs", self.submit_job),
             web.get(f"{API_PREFIX}/jobs/{{job_id}}", self.get_job),
+            web.post(f"{API_PREFIX}/jobs/{{job_id}}/cancel", self.cancel_job),
             web.get("/api/health", self.health),
             web.get("/api/openapi.yaml", self.openapi),
             web.get("/metrics", self.prometheus),
@@ -104,6 +106,35 @@ class BatchApi:
     # -- status -------------------------------------------------------------------------------
 
     async def get_job(self, request: web.Request) -> web.StreamResponse:
+        found = await self._job_on_its_owner(request)
+        if isinstance(found, web.StreamResponse):
+            return found
+        _, view = found
+        return web.json_response(view)
+
+    async def cancel_job(self, request: web.Request) -> web.StreamResponse:
+        found = await self._job_on_its_owner(request)
+        if isinstance(found, web.StreamResponse):
+            return found
+        job, view = found
+        if view["status"] in FINISHED:
+            return error_response(409, f"job {job.id} is already {view['status']}")
+        loop = asyncio.get_running_loop()
+        marked = await loop.run_in_executor(
+            None, job_registry.stop_job, self.sluice.engine, job.id, CANCELLED
+        )
+        if not marked and job.stopped != CANCELLED:
+            return error_response(409, f"job {job.id} is already stopping ({job.stopped})")
+        return web.json_response(
+            {"jobId": job.id, "status": "cancelling", "statusUrl": f"{API_PREFIX}/jobs/{job.id}"},
+            status=202,
+        )
+
+    async def _job_on_its_owner(
+        self, request: web.Request
+    ) -> web.StreamResponse | tuple[job_registry.JobRecord, dict[str, Any]]:
+        """The job and its status view, answered here when this worker owns the job's progress
+        partition; otherwise the owner's answer (the request is forwarded)."""
         job_id = request.match_info["job_id"]
         loop = asyncio.get_running_loop()
         job = await loop.run_in_executor(None, job_registry.get_job, self.sluice.engine, job_id)
@@ -134,14 +165,16 @@ class BatchApi:
         view = status_view(job_id, job.type, state, job.total_records)
         if job.error and view["status"] != "failed":
             view["status"], view["error"] = "failed", job.error
-        return web.json_response(view)
+        return job, view
 
     async def _forward(self, request: web.Request, owner: str) -> web.StreamResponse:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         url = owner.rstrip("/") + request.path_qs
         try:
-            async with self._session.get(url, headers={ROUTED_HEADER: "1"}) as answer:
+            async with self._session.request(
+                request.method, url, headers={ROUTED_HEADER: "1"}
+            ) as answer:
                 body = await answer.read()
                 return web.Response(
                     body=body, status=answer.status, content_type=answer.content_type

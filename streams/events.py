@@ -74,6 +74,7 @@ def chunk_outcome(
             "created": result.created,
             "updated": result.updated,
             "deadLettered": dead_lettered,
+            "stopped": result.stopped,
             "errors": [{"row": e.row, "field": e.field, "reason": e.reason} for e in result.errors],
         },
     )

@@ -1,4 +1,9 @@
-"""Apply one chunk exactly once in effect: ledger check, job-type writes, ledger row, one commit."""
+"""Apply one chunk exactly once in effect: ledger check, job-type writes, ledger row, one commit.
+
+A job that was cancelled, or that met a failed record with stopOnError, is marked in the job
+registry; every chunk checks the mark in its own transaction and is then skipped (its records
+counted as skipped), so totals still add up.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,11 @@ from sqlalchemy import Engine
 from streams.exceptions import PoisonMessage
 from streams.jobtypes import JOB_TYPES
 from streams.jobtypes.base import Chunk, ChunkResult
+from streams.sink import jobs as job_registry
 from streams.sink import ledger
+
+CANCELLED = "cancelled"
+STOPPED = "stopped"
 
 
 def apply(engine: Engine, chunk: Chunk) -> tuple[ChunkResult, bool]:
@@ -19,6 +28,13 @@ def apply(engine: Engine, chunk: Chunk) -> tuple[ChunkResult, bool]:
         prior = ledger.find(connection, chunk.job_id, chunk.chunk_index)
         if prior is not None:
             return prior, False
-        result = job_type.apply_chunk(connection, chunk)
+        stopped = job_registry.stop_reason(connection, chunk.job_id)
+        if stopped is not None:  # cancelled, or stopOnError met a failure: skip, and count it
+            size = len(chunk.records)
+            result = ChunkResult(records=size, skipped=size, stopped=stopped)
+        else:
+            result = job_type.apply_chunk(connection, chunk)
+            if result.failed and chunk.options.get("stopOnError"):
+                job_registry.stop(connection, chunk.job_id, STOPPED)
         ledger.record(connection, chunk, result)
     return result, True

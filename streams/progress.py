@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 ERROR_SAMPLE_SIZE = 10
+FINISHED = ("completed", "failed", "cancelled")
 COUNTS = ("records", "successful", "failed", "skipped", "created", "updated")
 
 State = dict[str, Any]
@@ -37,6 +38,7 @@ def new_state(job_id: str) -> State:
         "unknownColumns": [],
         "errors": [],
         "error": None,
+        "stopped": None,
     }
 
 
@@ -82,24 +84,31 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
             updated[name] += body[name]
         if body.get("deadLettered"):
             updated["deadLettered"] += body["records"]
+        if body.get("stopped") and not updated.get("stopped"):
+            updated["stopped"] = body["stopped"]
         updated["chunksDone"] += 1
         updated["startedAt"] = updated["startedAt"] or at_ms
         room = ERROR_SAMPLE_SIZE - len(updated["errors"])
         updated["errors"].extend(body["errors"][: max(room, 0)])
     else:
         return current
-    if updated["completedAt"] is None and status_of(updated) in ("completed", "failed"):
+    if updated["completedAt"] is None and status_of(updated) in FINISHED:
         updated["completedAt"] = at_ms
     return updated
 
 
 def status_of(state: State | None) -> str:
-    """queued → active → completed, or failed when the split broke off."""
+    """queued → active → completed; failed when the split broke off or stopOnError met a failed
+    record; cancelled when a cancelled job's last chunk is accounted for."""
     if state is None:
         return "queued"
     if state["error"]:
         return "failed"
     if state["totalChunks"] is not None and state["chunksDone"] >= state["totalChunks"]:
+        if state.get("stopped") == "cancelled":
+            return "cancelled"
+        if state["options"].get("stopOnError") and state["failed"]:
+            return "failed"
         return "completed"
     if state["chunksDone"] > 0:
         return "active"
@@ -110,6 +119,14 @@ def _iso(ms: int | None) -> str | None:
     if ms is None:
         return None
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _stop_message(status: str, state: State) -> str | None:
+    if status == "failed" and state["options"].get("stopOnError"):
+        return "stopped at the first failed record (stopOnError); the rest was skipped"
+    if status == "cancelled":
+        return "cancelled; records not applied before the cancellation were skipped"
+    return None
 
 
 def status_view(job_id: str, job_type: str, state: State | None, total: int | None) -> dict:
@@ -138,7 +155,7 @@ def status_view(job_id: str, job_type: str, state: State | None, total: int | No
         },
         "startedAt": _iso(s["startedAt"]),
         "completedAt": _iso(s["completedAt"]),
-        "error": s["error"],
+        "error": s["error"] or _stop_message(status, s),
         "summary": {
             "created": s["created"],
             "updated": s["updated"],

@@ -55,6 +55,8 @@ class ChunkResult:
     created: int = 0
     updated: int = 0
     errors: list[RecordFailure] = field(default_factory=list)
+    #: set when the chunk was skipped because its job was cancelled or stopped
+    stopped: str | None = None
 
     def fail(self, failure: RecordFailure) -> None:
         self.failed += 1

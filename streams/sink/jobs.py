@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from streams.sink.tables import jobs
 
@@ -22,6 +22,7 @@ class JobRecord:
     total_records: int | None
     total_chunks: int | None
     error: str | None
+    stopped: str | None
 
 
 def insert_job(
@@ -71,4 +72,23 @@ def get_job(engine: Engine, job_id: str) -> JobRecord | None:
         total_records=row.total_records,
         total_chunks=row.total_chunks,
         error=row.error,
+        stopped=row.stopped,
     )
+
+
+def stop_reason(connection: Connection, job_id: str) -> str | None:
+    """Why the job's remaining chunks are to be skipped (cancelled, stopped), if they are."""
+    return connection.execute(select(jobs.c.stopped).where(jobs.c.id == job_id)).scalar()
+
+
+def stop(connection: Connection, job_id: str, reason: str) -> bool:
+    """Mark the job stopped unless it already is; True when this call marked it."""
+    result = connection.execute(
+        jobs.update().where(jobs.c.id == job_id, jobs.c.stopped.is_(None)).values(stopped=reason)
+    )
+    return bool(result.rowcount)
+
+
+def stop_job(engine: Engine, job_id: str, reason: str) -> bool:
+    with engine.begin() as connection:
+        return stop(connection, job_id, reason)

@@ -29,6 +29,7 @@ def find(connection: Connection, job_id: str, chunk_index: int) -> ChunkResult |
         created=row.created,
         updated=row.updated,
         errors=[RecordFailure(**e) for e in json.loads(row.errors)],
+        stopped=row.stopped,
     )
 
 
@@ -45,6 +46,7 @@ def record(connection: Connection, chunk: Chunk, result: ChunkResult) -> None:
             skipped=result.skipped,
             created=result.created,
             updated=result.updated,
+            stopped=result.stopped,
             errors=json.dumps(
                 [{"row": e.row, "field": e.field, "reason": e.reason} for e in result.errors]
             ),

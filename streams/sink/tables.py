@@ -14,6 +14,8 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    inspect,
+    text,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
@@ -48,6 +50,7 @@ jobs = Table(
     Column("total_chunks", Integer),
     Column("split_completed_at", DateTime(timezone=True)),
     Column("error", Text),
+    Column("stopped", String(16), doc="cancelled | stopped (stopOnError): skip what is left"),
 )
 
 # The ledger of applied chunks: written in the chunk's own transaction, so a redelivered chunk
@@ -66,15 +69,31 @@ chunks = Table(
     Column("created", Integer, nullable=False),
     Column("updated", Integer, nullable=False),
     Column("errors", Text, nullable=False, doc="JSON list of a few failures"),
+    Column("stopped", String(16), doc="why the chunk was skipped rather than applied"),
     Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 
+def _add_missing_columns(engine: Engine) -> None:
+    """The one kind of migration Sluice needs so far: new nullable columns."""
+    inspector = inspect(engine)
+    with engine.begin() as connection:
+        for table in metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    connection.execute(
+                        text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+                    )
+
+
 def create_tables(engine: Engine) -> None:
-    """Create Sluice's tables where they do not exist yet (idempotent, safe to race)."""
+    """Create Sluice's tables or add their new columns (idempotent, safe to race)."""
     for attempt in range(3):
         try:
             metadata.create_all(engine, checkfirst=True)
+            _add_missing_columns(engine)
             return
         except (IntegrityError, ProgrammingError, OperationalError):
             # two workers starting together: the other one created a table between our check
