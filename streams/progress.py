@@ -4,7 +4,9 @@ The state lives in a Faust table keyed by job id (streams/agents/progress.py) an
 JSON-able dict. Chunk outcomes may be delivered more than once (at-least-once everywhere), so
 the state remembers which chunks it has counted: per partition, the next expected
 `partitionSeq` plus the few seen out of order. A partition's chunks are processed in order, so
-this stays a handful of integers per partition however large the job is.
+this stays a handful of integers per partition however large the job is. Dead-lettered chunks
+are also kept by key with their counts, so the outcome of a replayed chunk replaces theirs
+exactly once.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def new_state(job_id: str) -> State:
         "errors": [],
         "error": None,
         "stopped": None,
+        "deadLetters": {},
     }
 
 
@@ -78,12 +81,23 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
     elif kind == "sluice.SplitFailed":
         updated.update(error=body["reason"])
     elif kind == "sluice.ChunkOutcome":
+        key = f"{body['partition']}:{body['partitionSeq']}"
+        parked = updated.setdefault("deadLetters", {})
+        if key in parked and not body.get("deadLettered"):
+            # a dead-lettered chunk applied after all (replayed): its outcome replaces the one
+            # that counted its records as failed; later copies of either are duplicates
+            old = parked.pop(key)
+            for name in COUNTS:
+                updated[name] += body[name] - old[name]
+            updated["deadLettered"] -= old["records"]
+            return updated
         if not _first_sighting(updated, body["partition"], body["partitionSeq"]):
             return current
         for name in COUNTS:
             updated[name] += body[name]
         if body.get("deadLettered"):
             updated["deadLettered"] += body["records"]
+            parked[key] = {name: body[name] for name in COUNTS}
         if body.get("stopped") and not updated.get("stopped"):
             updated["stopped"] = body["stopped"]
         updated["chunksDone"] += 1

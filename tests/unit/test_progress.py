@@ -271,3 +271,38 @@ def test_new_state_is_queued_and_empty() -> None:
     state = new_state(JOB)
     assert status_of(state) == "queued"
     assert counts(state) == (0, 0, 0, 0, 0)
+
+
+def test_a_replayed_dead_letter_replaces_its_counts_once() -> None:
+    def outcome(dead: bool, successful: int, failed: int) -> dict:
+        return {
+            "chunkIndex": 0,
+            "partition": 1,
+            "partitionSeq": 0,
+            "records": 10,
+            "successful": successful,
+            "failed": failed,
+            "skipped": 0,
+            "created": successful,
+            "updated": 0,
+            "deadLettered": dead,
+            "errors": [],
+        }
+
+    state = apply_event(
+        None,
+        "j",
+        1,
+        "sluice.SplitCompleted",
+        {"totalRecords": 10, "totalChunks": 1, "unknownColumns": []},
+    )
+    state = apply_event(state, "j", 2, "sluice.ChunkOutcome", outcome(True, 0, 10))
+    assert (state["failed"], state["deadLettered"], status_of(state)) == (10, 10, "completed")
+    assert apply_event(state, "j", 3, "sluice.ChunkOutcome", outcome(True, 0, 10)) is state
+
+    replayed = apply_event(state, "j", 4, "sluice.ChunkOutcome", outcome(False, 9, 1))
+    assert (replayed["successful"], replayed["failed"], replayed["deadLettered"]) == (9, 1, 0)
+    assert replayed["records"] == 10 and replayed["chunksDone"] == 1
+    # replaying the same dead letter again changes nothing
+    assert apply_event(replayed, "j", 5, "sluice.ChunkOutcome", outcome(False, 9, 1)) is replayed
+    assert apply_event(replayed, "j", 6, "sluice.ChunkOutcome", outcome(True, 0, 10)) is replayed
