@@ -41,7 +41,3 @@ def make_engine(url: str, *, pool_size: int = 4, create: bool = True) -> Engine:
     if create:
         create_tables(engine)
     return engine
-
-
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
