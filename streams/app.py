@@ -21,6 +21,11 @@ from streams.writers import writer_pool
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
+def writer_processes(settings: Settings, engine: Engine) -> int:
+    """How many writer processes apply chunks: SQLite takes one writer at a time."""
+    return 1 if engine.dialect.name == "sqlite" else settings.writers
+
+
 def broker_url(bootstrap_servers: str) -> str:
     return ";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(","))
 
@@ -47,7 +52,7 @@ class Sluice:
 
     @property
     def writers(self) -> int:
-        return 1 if self.engine.dialect.name == "sqlite" else self.settings.writers
+        return writer_processes(self.settings, self.engine)
 
 
 def create_faust_app(settings: Settings) -> faust.App:
@@ -117,8 +122,8 @@ def create_app(settings: Settings, *, with_agents: bool = True) -> Sluice:
         # standbys apply changelog updates every N events; 1 keeps them exact
         standby_buffer_size=1,
     )
-    engine = make_engine(settings.database_url, pool_size=settings.writers + 2)
-    writers = 1 if engine.dialect.name == "sqlite" else settings.writers  # one SQLite writer
+    # this process only reads and writes the job registry; chunks go to the writer processes
+    engine = make_engine(settings.database_url, pool_size=2)
     guard = commit_guard.CommitGuard(
         {chunk_topic.get_topic_name(), progress_topic.get_topic_name()}
     )
@@ -131,7 +136,7 @@ def create_app(settings: Settings, *, with_agents: bool = True) -> Sluice:
         progress_table=progress_table,
         dead_letter_topics=dead_letter_topics,
         engine=engine,
-        executor=writer_pool(settings.database_url, writers),
+        executor=writer_pool(settings.database_url, writer_processes(settings, engine)),
         commit_guard=guard,
     )
     if with_agents:
