@@ -36,7 +36,6 @@ class UserRow(Protocol):
 
 
 _STAGE = "sluice_stage_users"
-_STAGE_READY = "sluice_stage_users_ready"
 _COLUMNS = "email, name, country, age, signup_ts"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -54,15 +53,14 @@ def _copy_line(r: UserRow) -> str:
 
 
 def _stage(connection: Connection, rows: Sequence[UserRow]) -> None:
-    info = connection.connection.info
-    if not info.get(_STAGE_READY):
-        connection.execute(
-            text(
-                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (email text, name text, "
-                "country text, age smallint, signup_ts timestamptz) ON COMMIT DELETE ROWS"
-            )
+    # Every time, not once per connection: a CREATE in a transaction that rolls back (a failed
+    # chunk) is undone, and a flag kept on the connection would outlive the table.
+    connection.execute(
+        text(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (email text, name text, "
+            "country text, age smallint, signup_ts timestamptz) ON COMMIT DELETE ROWS"
         )
-        info[_STAGE_READY] = True
+    )
     lines = "".join([_copy_line(r) for r in rows])
     dbapi = connection.connection.dbapi_connection
     assert dbapi is not None

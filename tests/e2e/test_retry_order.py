@@ -1,0 +1,90 @@
+"""A chunk retried after transient failures still lands before a later chunk on the same emails."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, text
+
+from streams.split import partition_for
+from tests.support.workers import Stack
+
+USERS = 50
+
+
+def _emails(stack: Stack) -> list[str]:
+    # One partition only, so each job is exactly one chunk and job B's chunk queues behind A's.
+    partitions = int(stack.env()["SLUICE_PARTITIONS"])
+    emails: list[str] = []
+    i = 0
+    while len(emails) < USERS:
+        email = f"u{i}@example.com"
+        if partition_for(email, partitions) == 0:
+            emails.append(email)
+        i += 1
+    return emails
+
+
+def _csv(emails: list[str], prefix: str) -> bytes:
+    rows = ["email,name"] + [f"{email},{prefix} {i}" for i, email in enumerate(emails)]
+    return ("\n".join(rows) + "\n").encode()
+
+
+def _fail_first_two_attempts(db: Engine) -> None:
+    """A real transient failure: serialization_failure (40001) on the first two attempts of
+    the chunk writing `first …` names. Sequences are not rolled back, so the count survives."""
+    with db.begin() as connection:
+        # unqualified names resolve in the test's schema (the fixtures' search_path)
+        connection.execute(text("CREATE SEQUENCE fail_count"))
+        connection.execute(
+            text(
+                """
+                CREATE FUNCTION fail_first_two() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.name LIKE 'first %' THEN
+                        IF nextval('fail_count') <= 2 THEN
+                            RAISE EXCEPTION 'injected failure' USING ERRCODE = '40001';
+                        END IF;
+                    END IF;
+                    RETURN NEW;
+                END $$
+                """
+            )
+        )
+        connection.execute(
+            text(
+                "CREATE TRIGGER fail_first_two BEFORE INSERT OR UPDATE ON users "
+                "FOR EACH ROW EXECUTE FUNCTION fail_first_two()"
+            )
+        )
+
+
+def test_retried_chunk_keeps_per_key_order(stack: Stack, db: Engine) -> None:
+    worker = stack.worker(None).wait_ready()  # creates `users` in the test's schema
+    _fail_first_two_attempts(db)
+    emails = _emails(stack)
+
+    first = stack.submit_csv(worker, _csv(emails, "first"), updateDuplicates="true")
+    # the 202 comes after every chunk is acked, so B's chunk follows A's in the partition
+    second = stack.submit_csv(worker, _csv(emails, "second"), updateDuplicates="true")
+    assert first["totalChunks"] == second["totalChunks"] == 1, (first, second)
+
+    view_a = stack.wait_finished(worker, first["jobId"], timeout=60)
+    view_b = stack.wait_finished(worker, second["jobId"], timeout=60)
+    for view in (view_a, view_b):
+        progress = view["progress"]
+        counts = (progress["successful"], progress["failed"], progress["skipped"])
+        # the worker's log says why a chunk was retried or dead-lettered
+        assert view["status"] == "completed" and counts == (USERS, 0, 0), (view, worker.tail())
+        assert view["summary"]["deadLettered"] == 0, view
+    assert (view_a["summary"]["created"], view_a["summary"]["updated"]) == (USERS, 0), view_a
+    assert (view_b["summary"]["created"], view_b["summary"]["updated"]) == (0, USERS), view_b
+
+    with db.connect() as connection:
+        rows = connection.execute(text("SELECT email, name, batch_job_id FROM users")).all()
+        # two failed attempts took one number each; the third took one per row
+        fired = connection.execute(text("SELECT last_value FROM fail_count")).scalar_one()
+    want = {email: f"second {i}" for i, email in enumerate(emails)}
+    assert {email: name for email, name, _ in rows} == want
+    assert len(rows) == USERS
+    assert {job for _, _, job in rows} == {second["jobId"]}
+    assert fired == 2 + USERS
+    assert worker.metric("sluice_chunks_total", 'result="retried"') == 2
