@@ -110,11 +110,15 @@ def _remove_tree(path: Path) -> None:
 
 
 def _request(
-    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float | None = 600,
 ) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=600) as answer:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
             return answer.status, json.loads(answer.read() or b"{}")
     except urllib.error.HTTPError as error:
         payload = error.read()
@@ -217,6 +221,89 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0 if status == 202 else 1
 
 
+def _dlq_query(args: argparse.Namespace) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in (("job", args.job), ("error", args.error), ("since", args.since))
+        if value
+    }
+
+
+def _age(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    query = {**_dlq_query(args), "limit": str(args.limit)}
+    if args.all:
+        query["all"] = "true"
+    if args.cursor:
+        query["cursor"] = args.cursor
+    status, answer = _request("GET", f"{api_url()}/api/batch/dlq?{urllib.parse.urlencode(query)}")
+    if status != 200:
+        print(
+            f"error ({status}): {answer.get('error', {}).get('message', answer)}", file=sys.stderr
+        )
+        return 1
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    rows = [("ID", "JOB", "CHUNK", "ERROR", "ATTEMPTS", "AGE", "REPLAYED")]
+    for item in answer["items"]:
+        rows.append(
+            (
+                item["id"],
+                item["jobId"] or "-",
+                "-" if item["chunkIndex"] is None else str(item["chunkIndex"]),
+                item["errorClass"],
+                "-" if item["attempts"] is None else str(item["attempts"]),
+                _age(item["ageSeconds"]),
+                "yes" if item["replayedAt"] else "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    if answer["nextCursor"]:
+        print(f"(more: --cursor {answer['nextCursor']})")
+    return 0
+
+
+def cmd_dlq_show(args: argparse.Namespace) -> int:
+    quoted = urllib.parse.quote(args.id, safe=":")
+    status, answer = _request("GET", f"{api_url()}/api/batch/dlq/{quoted}")
+    print(json.dumps(answer, indent=2))
+    return 0 if status == 200 else 1
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {**_dlq_query(args), "dryRun": args.dry_run}
+    if args.rate is not None:
+        body["rate"] = args.rate
+    status, answer = _request(
+        "POST",
+        f"{api_url()}/api/batch/dlq/replay",
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json"},
+        timeout=None,  # a rate-limited replay answers when it is done
+    )
+    print(json.dumps(answer, indent=2))
+    return 0 if status == 200 else 1
+
+
+def _rate(text: str) -> float:
+    value = text.removesuffix("/s")
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--rate takes N or N/s, got {text!r}") from None
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     settings = load_settings()
     for field in dataclasses.fields(settings):
@@ -271,6 +358,34 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = commands.add_parser("cancel", help="cancel a job: its remaining chunks are skipped")
     cancel.add_argument("job_id")
     cancel.set_defaults(func=cmd_cancel)
+
+    dlq = commands.add_parser("dlq", help="dead letters: list, show, replay")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+
+    def dlq_filters(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--job", help="only this job's dead letters")
+        parser.add_argument("--error", help="only this error class, e.g. OperationalError")
+        parser.add_argument("--since", help="failed since: 90s, 15m, 2h, 7d or an ISO-8601 time")
+
+    dlq_list = dlq_commands.add_parser("list", help="a table: id, job, chunk, error, attempts, age")
+    dlq_filters(dlq_list)
+    dlq_list.add_argument("--all", action="store_true", help="include those already replayed")
+    dlq_list.add_argument("--limit", type=int, default=100, help="at most this many (1-1000)")
+    dlq_list.add_argument("--cursor", help="continue where a previous list stopped")
+    dlq_list.add_argument("--json", action="store_true", help="the API's answer, as JSON")
+    dlq_list.set_defaults(func=cmd_dlq_list)
+
+    dlq_show = dlq_commands.add_parser("show", help="one dead letter: every header, what it holds")
+    dlq_show.add_argument("id", help="<topic>.dlq:<partition>:<offset>, as `dlq list` prints")
+    dlq_show.set_defaults(func=cmd_dlq_show)
+
+    dlq_replay = dlq_commands.add_parser(
+        "replay", help="publish dead letters again to their source (each one once)"
+    )
+    dlq_filters(dlq_replay)
+    dlq_replay.add_argument("--dry-run", action="store_true", help="say what would be replayed")
+    dlq_replay.add_argument("--rate", type=_rate, metavar="N/s", help="at most N per second")
+    dlq_replay.set_defaults(func=cmd_dlq_replay)
 
     config = commands.add_parser("config", help="print the settings in force")
     config.set_defaults(func=cmd_config)

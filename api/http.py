@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api import uploads
+from api.deadletters import DeadLetterApi
+from api.errors import error_response
 from streams import topics
 from streams.app import Sluice
 from streams.exceptions import BrokerUnavailable, RequestError
@@ -32,25 +33,17 @@ API_PREFIX = "/api/batch"
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 ROUTED_HEADER = "X-Sluice-Routed"
 CSV_TYPES = {"text/csv", "application/x-ndjson", "application/ndjson"}
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def error_response(
-    status: int, message: str, *, field: str | None = None, headers: dict[str, str] | None = None
-) -> web.Response:
-    body: dict[str, object] = {"message": message}
-    if field is not None:
-        body["field"] = field
-    return web.json_response({"error": body}, status=status, headers=headers)
 
 
 class BatchApi:
     def __init__(self, sluice: Sluice):
         self.sluice = sluice
         self._session: aiohttp.ClientSession | None = None
+        self.dead_letters = DeadLetterApi(sluice, API_PREFIX)
 
     def routes(self) -> list[web.RouteDef]:
         return [
+            *self.dead_letters.routes(),
             web.post(f"{API_PREFIX}/jobs", self.submit_job),
             web.get(f"{API_PREFIX}/jobs/{{job_id}}", self.get_job),
             web.post(f"{API_PREFIX}/jobs/{{job_id}}/cancel", self.cancel_job),

@@ -15,6 +15,7 @@ ACCEPTED = "sluice.JobAccepted"
 SPLIT_COMPLETED = "sluice.SplitCompleted"
 SPLIT_FAILED = "sluice.SplitFailed"
 CHUNK_OUTCOME = "sluice.ChunkOutcome"
+REPLAY_REQUESTED = "sluice.ReplayRequested"
 
 
 def now_ms() -> int:
@@ -76,6 +77,21 @@ def chunk_outcome(
             "deadLettered": dead_lettered,
             "stopped": result.stopped,
             "errors": [{"row": e.row, "field": e.field, "reason": e.reason} for e in result.errors],
+        },
+    )
+
+
+def replay_requested(chunk: ChunkIdentity, dead_letter_id: str) -> bytes:
+    """Sent before a dead-lettered chunk is published again: its job is active until the
+    chunk's new outcome arrives."""
+    return _encode(
+        chunk.job_id,
+        REPLAY_REQUESTED,
+        {
+            "chunkIndex": chunk.chunk_index,
+            "partition": chunk.partition,
+            "partitionSeq": chunk.partition_seq,
+            "deadLetter": dead_letter_id,
         },
     )
 

@@ -63,6 +63,7 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
     """The state after one progress event; returns `state` itself when nothing changed."""
     current = new_state(job_id) if state is None else state
     updated = json.loads(json.dumps(current))  # a deep copy: the table sees a new value
+    updated.setdefault("deadLetters", {})  # states written before dead letters were kept
     if kind == "sluice.JobAccepted":
         updated.update(
             type=body["jobType"],
@@ -81,34 +82,69 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
     elif kind == "sluice.SplitFailed":
         updated.update(error=body["reason"])
     elif kind == "sluice.ChunkOutcome":
-        key = f"{body['partition']}:{body['partitionSeq']}"
-        parked = updated.setdefault("deadLetters", {})
-        if key in parked and not body.get("deadLettered"):
-            # a dead-lettered chunk applied after all (replayed): its outcome replaces the one
-            # that counted its records as failed; later copies of either are duplicates
-            old = parked.pop(key)
-            for name in COUNTS:
-                updated[name] += body[name] - old[name]
-            updated["deadLettered"] -= old["records"]
-            return updated
-        if not _first_sighting(updated, body["partition"], body["partitionSeq"]):
+        if not _count_outcome(updated, body, at_ms):
             return current
-        for name in COUNTS:
-            updated[name] += body[name]
-        if body.get("deadLettered"):
-            updated["deadLettered"] += body["records"]
-            parked[key] = {name: body[name] for name in COUNTS}
-        if body.get("stopped") and not updated.get("stopped"):
-            updated["stopped"] = body["stopped"]
-        updated["chunksDone"] += 1
-        updated["startedAt"] = updated["startedAt"] or at_ms
-        room = ERROR_SAMPLE_SIZE - len(updated["errors"])
-        updated["errors"].extend(body["errors"][: max(room, 0)])
+    elif kind == "sluice.ReplayRequested":
+        parked = updated["deadLetters"].get(f"{body['partition']}:{body['partitionSeq']}")
+        if parked is None or parked.get("replaying"):
+            return current  # applied since, or already being replayed
+        parked["replaying"] = True
     else:
         return current
-    if updated["completedAt"] is None and status_of(updated) in FINISHED:
+    finished = status_of(updated) in FINISHED
+    if finished and updated["completedAt"] is None:
         updated["completedAt"] = at_ms
+    elif not finished:
+        updated["completedAt"] = None  # a replay reopened it
     return updated
+
+
+def _count_outcome(state: State, body: dict, at_ms: int) -> bool:
+    """Count one chunk outcome into `state`; False when it changes nothing (a duplicate)."""
+    key = f"{body['partition']}:{body['partitionSeq']}"
+    parked = state["deadLetters"]
+    if key in parked:
+        if body.get("deadLettered"):
+            if not parked[key].get("replaying"):
+                return False  # the first dead-lettering, delivered again
+            parked[key]["replaying"] = False  # the replay failed too: still parked
+            return True
+        # a dead-lettered chunk applied after all (replayed): its outcome replaces the one
+        # that counted its records as failed; later copies of either are duplicates
+        old = parked.pop(key)
+        for name in COUNTS:
+            state[name] += body[name] - old[name]
+        state["deadLettered"] -= old["records"]
+        dropped = set(old.get("sampled", []))
+        state["errors"] = [e for e in state["errors"] if e["row"] not in dropped]
+        _sample_errors(state, body["errors"])
+        _note_stop(state, body)
+        return True
+    if not _first_sighting(state, body["partition"], body["partitionSeq"]):
+        return False
+    for name in COUNTS:
+        state[name] += body[name]
+    sampled = _sample_errors(state, body["errors"])
+    if body.get("deadLettered"):
+        state["deadLettered"] += body["records"]
+        parked[key] = {**{name: body[name] for name in COUNTS}, "sampled": sampled}
+    _note_stop(state, body)
+    state["chunksDone"] += 1
+    state["startedAt"] = state["startedAt"] or at_ms
+    return True
+
+
+def _sample_errors(state: State, errors: list[dict]) -> list[int]:
+    """Keep the first few record errors of a job; the rows of those kept."""
+    room = max(ERROR_SAMPLE_SIZE - len(state["errors"]), 0)
+    kept = errors[:room]
+    state["errors"].extend(kept)
+    return [e["row"] for e in kept]
+
+
+def _note_stop(state: State, body: dict) -> None:
+    if body.get("stopped") and not state.get("stopped"):
+        state["stopped"] = body["stopped"]
 
 
 def status_of(state: State | None) -> str:
@@ -118,6 +154,8 @@ def status_of(state: State | None) -> str:
         return "queued"
     if state["error"]:
         return "failed"
+    if any(parked.get("replaying") for parked in state.get("deadLetters", {}).values()):
+        return "active"
     if state["totalChunks"] is not None and state["chunksDone"] >= state["totalChunks"]:
         if state.get("stopped") == "cancelled":
             return "cancelled"
@@ -174,6 +212,7 @@ def status_view(job_id: str, job_type: str, state: State | None, total: int | No
             "created": s["created"],
             "updated": s["updated"],
             "deadLettered": s["deadLettered"],
+            "deadLetteredChunks": len(s.get("deadLetters", {})),
             "unknownColumns": s["unknownColumns"],
             "errors": sorted(s["errors"], key=lambda e: e["row"]),
         },

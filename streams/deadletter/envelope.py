@@ -1,4 +1,4 @@
-"""Dead letters: the original bytes, untouched, with headers saying what went wrong."""
+"""A dead letter's envelope: the original bytes, untouched, with headers on what went wrong."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def dead_letter_headers(
     job_id: str | None,
     chunk_index: int | None,
     schema_id: int | None,
+    replay_of: str | None = None,
 ) -> list[tuple[str, bytes]]:
     values: dict[str, Any] = {
         # an error reported by a writer process names the original error it carries
@@ -45,8 +46,18 @@ def dead_letter_headers(
         "job-id": job_id,
         "chunk-index": chunk_index,
         "schema-id": schema_id,
+        "replay-of": replay_of,  # it failed again after a replay of that dead letter
     }
     return [(f"sluice-{k}", str(v).encode()) for k, v in values.items() if v is not None]
+
+
+def _header(message: Any, name: str) -> str | None:
+    headers = message.headers or ()
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    for key, value in pairs:
+        if key == name and value is not None:
+            return bytes(value).decode(errors="replace")
+    return None
 
 
 async def dead_letter(
@@ -70,6 +81,7 @@ async def dead_letter(
         job_id=job_id,
         chunk_index=chunk_index,
         schema_id=codec().schema_id_of(message.value or b""),
+        replay_of=_header(message, "sluice-replay-of"),
     )
     await producer.send_and_wait(
         dead_letter_topic(message.topic),

@@ -73,6 +73,15 @@ chunks = Table(
     Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Dead letters already published again, so a second replay of the same ones is a no-op.
+dead_letter_replays = Table(
+    "sluice_dead_letter_replays",
+    metadata,
+    Column("dead_letter", String(400), primary_key=True, doc="<topic>:<partition>:<offset>@<ms>"),
+    Column("job_id", String(36)),
+    Column("replayed_at", DateTime(timezone=True), nullable=False),
+)
+
 
 def _add_missing_columns(engine: Engine) -> None:
     """The one kind of migration Sluice needs so far: new nullable columns."""

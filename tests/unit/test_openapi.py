@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 
@@ -17,11 +18,14 @@ def _document() -> dict:
 
 def test_every_route_is_documented() -> None:
     documented = {
-        (path.replace("{jobId}", "{job_id}"), method.upper())
+        (
+            path.replace("{jobId}", "{job_id}").replace("{deadLetterId}", "{dead_letter_id}"),
+            method.upper(),
+        )
         for path, item in _document()["paths"].items()
         for method in item
     }
-    served = {(route.path, route.method) for route in BatchApi.__new__(BatchApi).routes()}
+    served = {(route.path, route.method) for route in BatchApi(cast(Any, None)).routes()}
     assert served == documented
 
 

@@ -238,6 +238,7 @@ def test_status_view_fields_and_percentage() -> None:
             "created": 5,
             "updated": 2,
             "deadLettered": 0,
+            "deadLetteredChunks": 0,
             "unknownColumns": ["extra"],
             "errors": errors,
         },
@@ -306,3 +307,82 @@ def test_a_replayed_dead_letter_replaces_its_counts_once() -> None:
     # replaying the same dead letter again changes nothing
     assert apply_event(replayed, "j", 5, "sluice.ChunkOutcome", outcome(False, 9, 1)) is replayed
     assert apply_event(replayed, "j", 6, "sluice.ChunkOutcome", outcome(True, 0, 10)) is replayed
+
+
+def _dead_lettered_job() -> dict:
+    state = apply_event(
+        None,
+        "j",
+        1,
+        "sluice.SplitCompleted",
+        {"totalRecords": 20, "totalChunks": 2, "unknownColumns": []},
+    )
+    for seq, dead in ((0, False), (1, True)):
+        body = {
+            "chunkIndex": seq,
+            "partition": 0,
+            "partitionSeq": seq,
+            "records": 10,
+            "successful": 0 if dead else 10,
+            "failed": 10 if dead else 0,
+            "skipped": 0,
+            "created": 0 if dead else 10,
+            "updated": 0,
+            "deadLettered": dead,
+            "errors": [
+                {"row": 11 + i, "field": None, "reason": "chunk dead-lettered: X"}
+                for i in range(10)
+            ]
+            if dead
+            else [],
+        }
+        state = apply_event(state, "j", 2 + seq, "sluice.ChunkOutcome", body)
+    return state
+
+
+REPLAY = {"chunkIndex": 1, "partition": 0, "partitionSeq": 1, "deadLetter": "t.dlq:0:0"}
+
+
+def _second_chunk(dead: bool) -> dict:
+    return {
+        "chunkIndex": 1,
+        "partition": 0,
+        "partitionSeq": 1,
+        "records": 10,
+        "successful": 0 if dead else 10,
+        "failed": 10 if dead else 0,
+        "skipped": 0,
+        "created": 0 if dead else 10,
+        "updated": 0,
+        "deadLettered": dead,
+        "errors": [],
+    }
+
+
+def test_a_replay_reopens_a_completed_job_until_the_chunk_outcome_arrives() -> None:
+    state = _dead_lettered_job()
+    assert status_of(state) == "completed" and state["completedAt"] == 3
+    assert status_view("j", "user-import", state, 20)["summary"]["deadLetteredChunks"] == 1
+
+    reopened = apply_event(state, "j", 10, "sluice.ReplayRequested", REPLAY)
+    assert status_of(reopened) == "active" and reopened["completedAt"] is None
+    # the same request twice (two replays racing, or a redelivery) changes nothing
+    assert apply_event(reopened, "j", 11, "sluice.ReplayRequested", REPLAY) is reopened
+
+    done = apply_event(reopened, "j", 12, "sluice.ChunkOutcome", _second_chunk(False))
+    assert status_of(done) == "completed" and done["completedAt"] == 12
+    assert (done["successful"], done["failed"], done["deadLettered"]) == (20, 0, 0)
+    assert done["errors"] == []  # the dead-lettering's sample rows are gone with it
+    # a replay request for a chunk no longer parked is ignored
+    assert apply_event(done, "j", 13, "sluice.ReplayRequested", REPLAY) is done
+
+
+def test_a_replayed_chunk_dead_lettered_again_ends_the_job_again_with_the_same_counts() -> None:
+    state = _dead_lettered_job()
+    reopened = apply_event(state, "j", 10, "sluice.ReplayRequested", REPLAY)
+    again = apply_event(reopened, "j", 11, "sluice.ChunkOutcome", _second_chunk(True))
+    assert status_of(again) == "completed" and again["completedAt"] == 11
+    assert (again["successful"], again["failed"], again["deadLettered"]) == (10, 10, 10)
+    assert again["records"] == 20 and again["chunksDone"] == 2
+    # and it can be replayed again later
+    assert status_of(apply_event(again, "j", 12, "sluice.ReplayRequested", REPLAY)) == "active"

@@ -1,0 +1,114 @@
+"""HTTP routes for dead letters: list, show, replay (streams/deadletter does the work)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from api.errors import answers_errors
+from streams.app import Sluice
+from streams.deadletter.listing import MAX_PAGE, list_dead_letters, show_dead_letter
+from streams.deadletter.reader import Filters, parse_since
+from streams.deadletter.replay import replay
+from streams.exceptions import RequestError
+
+MAX_RATE = 10_000.0
+REPLAY_FIELDS = {"job", "error", "since", "dryRun", "rate"}
+
+
+def _text(value: Any, field: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RequestError(f"{field} must be a string", field=field)
+    return value
+
+
+def filters_of(job: Any, error: Any, since: Any) -> Filters:
+    since_text = _text(since, "since")
+    return Filters(
+        job=_text(job, "job"),
+        error=_text(error, "error"),
+        since_ms=None if since_text is None else parse_since(since_text),
+    )
+
+
+def _flag(value: str | None, field: str) -> bool:
+    if value in (None, "", "false", "0"):
+        return False
+    if value in ("true", "1"):
+        return True
+    raise RequestError(f"{field} must be true or false", field=field)
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return 100
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise RequestError(f"limit must be an integer from 1 to {MAX_PAGE}", field="limit")
+    return int(value)
+
+
+def _replay_request(body: Any) -> tuple[Filters, bool, float | None]:
+    if not isinstance(body, dict):
+        raise RequestError("the body must be a JSON object")
+    unknown = sorted(set(body) - REPLAY_FIELDS)
+    if unknown:
+        raise RequestError(f"unknown field {unknown[0]!r}", field=unknown[0])
+    dry_run = body.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise RequestError("dryRun must be true or false", field="dryRun")
+    rate = body.get("rate")
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= MAX_RATE
+    ):
+        raise RequestError(
+            f"rate must be a number of dead letters per second, above 0 and at most {MAX_RATE:g}",
+            field="rate",
+        )
+    return filters_of(body.get("job"), body.get("error"), body.get("since")), dry_run, rate
+
+
+class DeadLetterApi:
+    def __init__(self, sluice: Sluice, prefix: str):
+        self.sluice = sluice
+        self.prefix = prefix
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(f"{self.prefix}/dlq", self.list),
+            web.post(f"{self.prefix}/dlq/replay", self.replay),
+            web.get(f"{self.prefix}/dlq/{{dead_letter_id}}", self.show),
+        ]
+
+    @answers_errors
+    async def list(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+        page = await list_dead_letters(
+            self.sluice,
+            filters_of(query.get("job"), query.get("error"), query.get("since")),
+            cursor=query.get("cursor") or None,
+            limit=_limit(query.get("limit")),
+            include_replayed=_flag(query.get("all"), "all"),
+        )
+        return web.json_response({"items": page.items, "nextCursor": page.next_cursor})
+
+    @answers_errors
+    async def show(self, request: web.Request) -> web.StreamResponse:
+        dead_letter_id = request.match_info["dead_letter_id"]
+        found = await show_dead_letter(self.sluice, dead_letter_id)
+        if found is None:
+            raise RequestError(f"no dead letter {dead_letter_id!r}", status=404)
+        return web.json_response(found)
+
+    @answers_errors
+    async def replay(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError as exc:
+            raise RequestError(f"the body is not JSON: {exc}") from None
+        filters, dry_run, rate = _replay_request(body)
+        report = await replay(self.sluice, filters, dry_run=dry_run, rate=rate)
+        return web.json_response(report.view())
