@@ -21,10 +21,19 @@ from streams import ledger_apply
 from streams.chunks import decode_chunk
 from streams.exceptions import PoisonMessage
 from streams.failures import classify
+from streams.jobtypes import JOB_TYPES
 from streams.jobtypes.base import Chunk, ChunkResult
 from streams.sink.database import make_engine
 
-__all__ = ["Applied", "ApplyFailed", "BrokenProcessPool", "ChunkInfo", "apply_raw", "writer_pool"]
+__all__ = [
+    "Applied",
+    "ApplyFailed",
+    "Blocked",
+    "BrokenProcessPool",
+    "ChunkInfo",
+    "apply_raw",
+    "writer_pool",
+]
 
 
 @dataclass(frozen=True)
@@ -59,12 +68,29 @@ class Applied:
     fresh: bool  # False: the ledger says it was applied before
 
 
-class ApplyFailed(Exception):
-    """Applying failed; carries what the worker decides with (pickles across processes)."""
+@dataclass(frozen=True)
+class Blocked:
+    """Not applied: it shares keys with an earlier chunk of its partition waiting for a retry."""
 
-    def __init__(self, info: ChunkInfo | None, error_class: str, message: str, retry: bool):
-        super().__init__(info, error_class, message, retry)
+    info: ChunkInfo
+    keys: frozenset[str]
+
+
+class ApplyFailed(Exception):
+    """Applying failed; carries what the worker decides with (pickles across processes), and
+    the chunk's keys when it could be decoded, so later chunks on the same keys wait for it."""
+
+    def __init__(
+        self,
+        info: ChunkInfo | None,
+        error_class: str,
+        message: str,
+        retry: bool,
+        keys: frozenset[str] | None = None,
+    ):
+        super().__init__(info, error_class, message, retry, keys)
         self.info, self.error_class, self.message, self.retry = info, error_class, message, retry
+        self.keys = keys
 
     def __str__(self) -> str:
         return f"{self.error_class}: {self.message}"
@@ -81,8 +107,28 @@ def _init(database_url: str) -> None:
     tune_gc()
 
 
-def apply_raw(data: bytes, engine: Engine | None = None) -> Applied:
-    """Decode and apply one chunk (in a writer process, or in-process with `engine`)."""
+def chunk_keys(chunk: Chunk) -> frozenset[str]:
+    """The routing keys of a chunk's readable records: what its writes touch."""
+    job_type = JOB_TYPES.get(chunk.job_type)
+    if job_type is None:
+        return frozenset()
+    keys = set()
+    for record in chunk.records:
+        if record["fields"] is not None:
+            try:
+                key = job_type.routing_key(record["fields"])
+            except (TypeError, ValueError, AttributeError):
+                continue  # a record that fails validation writes nothing
+            if key is not None:
+                keys.add(key)
+    return frozenset(keys)
+
+
+def apply_raw(
+    data: bytes, engine: Engine | None = None, blocked: frozenset[str] | None = None
+) -> Applied | Blocked:
+    """Decode and apply one chunk (in a writer process, or in-process with `engine`); a chunk
+    sharing a key with `blocked` is not applied."""
     engine = engine or _engine
     assert engine is not None, "writer process not initialised"
     try:
@@ -90,10 +136,16 @@ def apply_raw(data: bytes, engine: Engine | None = None) -> Applied:
     except PoisonMessage as exc:
         raise ApplyFailed(None, type(exc).__name__, str(exc), retry=False) from None
     info = ChunkInfo.of(chunk)
+    if blocked:
+        keys = chunk_keys(chunk)
+        if not keys.isdisjoint(blocked):
+            return Blocked(info, keys)
     try:
         result, fresh = ledger_apply.apply(engine, chunk)
     except Exception as exc:  # the worker decides; the exception itself may not pickle
-        raise ApplyFailed(info, type(exc).__name__, str(exc), classify(exc).retry) from None
+        retry = classify(exc).retry
+        touched = chunk_keys(chunk) if retry else None
+        raise ApplyFailed(info, type(exc).__name__, str(exc), retry, touched) from None
     return Applied(info, result, fresh)
 
 

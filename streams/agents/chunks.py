@@ -13,10 +13,11 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from streams import events
+from streams.agents.parking import Lane, Parked
 from streams.app import Sluice
 from streams.deadletter import dead_letter
 from streams.failures import backoff_delay
@@ -24,7 +25,7 @@ from streams.jobtypes.base import ChunkResult, RecordFailure
 from streams.kafka.end_offsets import first_offset_from, probe_options_of
 from streams.metrics import metrics
 from streams.options import COMMON_OPTIONS
-from streams.writers import ApplyFailed, BrokenProcessPool, ChunkInfo, apply_raw
+from streams.writers import ApplyFailed, Blocked, BrokenProcessPool, ChunkInfo, apply_raw
 
 log = logging.getLogger(__name__)
 DEFAULT_RETRY_ATTEMPTS = COMMON_OPTIONS["retryAttempts"].default
@@ -34,6 +35,7 @@ class ChunkProcessor:
     def __init__(self, sluice: Sluice):
         self.sluice = sluice
         self.app = sluice.app
+        self.lanes: dict[Any, Lane] = {}  # partitions with parked chunks
 
     async def process_batch(self, batch: Sequence[Any]) -> None:
         by_partition: dict[int, list[Any]] = defaultdict(list)
@@ -94,55 +96,119 @@ class ChunkProcessor:
         state.chunks_in_flight += 1
         state.touch()
         guard.begin(message.tp, message.offset)
+        entry = Parked(message)
+        lane = self.lanes.get(message.tp)
+        blocked = lane.blocked_keys() if lane and lane.parked else frozenset()
+        if blocked is None:
+            entry.keys = None  # parked untried behind a chunk of unknown keys: so are its own
         try:
-            await self._apply_or_dead_letter(message)
-            guard.done(message.tp, message.offset)
-        finally:
+            finished = blocked is not None and await self._attempt(entry, blocked)
+        except BaseException:
             state.chunks_in_flight -= 1
-            state.touch()
+            raise
+        if not finished:
+            self._park(entry)
 
-    async def _apply_or_dead_letter(self, message: Any) -> None:
-        loop = asyncio.get_running_loop()
-        info: ChunkInfo | None = None
-        attempts = 0
-        first_failure_ms = 0
-        while True:
-            attempts += 1
-            started = time.perf_counter()
-            try:
-                applied = await loop.run_in_executor(self.sluice.executor, apply_raw, message.value)
-            except (ApplyFailed, BrokenProcessPool) as exc:
-                if isinstance(exc, BrokenProcessPool):  # a writer process died: start anew
-                    self.sluice.restart_writers()
-                    failure = ApplyFailed(info, type(exc).__name__, str(exc), retry=True)
-                else:
-                    failure = exc
-                info = failure.info or info
-                first_failure_ms = first_failure_ms or events.now_ms()
-                if failure.retry and attempts <= self._retry_attempts(info):
-                    metrics().chunks.labels("retried").inc()
-                    delay = backoff_delay(attempts)
-                    log.warning(
-                        "chunk %s attempt %d failed (%s); retrying in %.2fs",
-                        _where(message, info),
-                        attempts,
-                        failure,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
+    def _finish(self, entry: Parked) -> None:
+        message, state = entry.message, self.sluice.state
+        self.sluice.commit_guard.done(message.tp, message.offset)
+        state.chunks_in_flight -= 1
+        state.touch()
+
+    def _park(self, entry: Parked) -> None:
+        tp = entry.message.tp
+        lane = self.lanes.setdefault(tp, Lane())
+        lane.parked.append(entry)
+        if lane.task is None or lane.task.done():
+            lane.task = asyncio.ensure_future(self._retry_parked(tp, lane))
+
+    async def _retry_parked(self, tp: Any, lane: Lane) -> None:
+        """Retry passes over a partition's parked chunks until none is left (see parking.py)."""
+        while lane.parked:
+            await asyncio.sleep(lane.seconds_to_next())
+            now = time.monotonic()
+            ahead: set[str] | None = set()  # keys of chunks staying parked, ahead of the next
+            for entry in list(lane.parked):
+                tried = ahead is not None and entry.is_due(now)
+                if tried and await self._attempt_parked(entry, frozenset(ahead or ())):
+                    lane.parked.remove(entry)
                     continue
-                await self._dead_letter(message, info, failure, attempts, first_failure_ms)
-                return
-            metrics().chunk_seconds.observe(time.perf_counter() - started)
-            metrics().chunks.labels("applied" if applied.fresh else "redelivered").inc()
-            result = applied.result
-            if applied.fresh:
-                for outcome in ("successful", "failed", "skipped"):
-                    metrics().records.labels(applied.info.job_type, outcome).inc(
-                        getattr(result, outcome)
-                    )
-            await self._send_outcome(applied.info, result)
-            return
+                ahead = None if ahead is None or entry.keys is None else ahead | entry.keys
+        if self.lanes.get(tp) is lane:
+            del self.lanes[tp]
+
+    async def _attempt_parked(self, entry: Parked, blocked: frozenset[str]) -> bool:
+        try:
+            return await self._attempt(entry, blocked)
+        except Exception:  # e.g. Kafka did not acknowledge the outcome: try again later
+            log.exception("chunk %s: retry failed", _where(entry.message, entry.info))
+            entry.due = time.monotonic() + backoff_delay(max(entry.attempts, 1))
+            return False
+
+    def forget(self, tps: Iterable[Any]) -> None:
+        """Partitions revoked: their parked chunks are the next owner's (nothing was committed
+        past them)."""
+        for tp in tps:
+            lane = self.lanes.pop(tp, None)
+            if lane is None:
+                continue
+            if lane.task is not None:
+                lane.task.cancel()
+            self.sluice.state.chunks_in_flight -= len(lane.parked)
+            lane.parked.clear()
+
+    def stop(self) -> None:
+        self.forget(list(self.lanes))
+
+    async def _attempt(self, entry: Parked, blocked: frozenset[str]) -> bool:
+        """Try a chunk once. True: finished (applied, or dead-lettered). False: it waits, for
+        its next attempt (`entry.due`) or behind a parked chunk sharing its keys."""
+        loop = asyncio.get_running_loop()
+        message = entry.message
+        started = time.perf_counter()
+        try:
+            outcome = await loop.run_in_executor(
+                self.sluice.executor, apply_raw, message.value, None, blocked or None
+            )
+        except (ApplyFailed, BrokenProcessPool) as exc:
+            if isinstance(exc, BrokenProcessPool):  # a writer process died: start anew
+                self.sluice.restart_writers()
+                failure = ApplyFailed(entry.info, type(exc).__name__, str(exc), retry=True)
+            else:
+                failure = exc
+            entry.info = failure.info or entry.info
+            entry.keys = failure.keys if failure.info is not None else None
+            entry.attempts += 1
+            entry.first_failure_ms = entry.first_failure_ms or events.now_ms()
+            if failure.retry and entry.attempts <= self._retry_attempts(entry.info):
+                metrics().chunks.labels("retried").inc()
+                delay = backoff_delay(entry.attempts)
+                entry.due = time.monotonic() + delay
+                log.warning(
+                    "chunk %s attempt %d failed (%s); retrying in %.2fs",
+                    _where(message, entry.info),
+                    entry.attempts,
+                    failure,
+                    delay,
+                )
+                return False
+            await self._dead_letter(
+                message, entry.info, failure, entry.attempts, entry.first_failure_ms
+            )
+            self._finish(entry)
+            return True
+        if isinstance(outcome, Blocked):
+            entry.info, entry.keys, entry.due = outcome.info, outcome.keys, None
+            return False
+        metrics().chunk_seconds.observe(time.perf_counter() - started)
+        metrics().chunks.labels("applied" if outcome.fresh else "redelivered").inc()
+        result = outcome.result
+        if outcome.fresh:
+            for name in ("successful", "failed", "skipped"):
+                metrics().records.labels(outcome.info.job_type, name).inc(getattr(result, name))
+        await self._send_outcome(outcome.info, result)
+        self._finish(entry)
+        return True
 
     @staticmethod
     def _retry_attempts(info: ChunkInfo | None) -> int:
@@ -203,5 +269,13 @@ def register(sluice: Sluice) -> None:
 
     @sluice.app.agent(sluice.chunk_topic, name="apply-chunks")
     async def apply_chunks(stream: Any) -> None:
-        async for batch in stream.take_events(batch_size, within=0.05):
-            await processor.process_batch(batch)
+        try:
+            async for batch in stream.take_events(batch_size, within=0.05):
+                await processor.process_batch(batch)
+        finally:
+            processor.stop()  # parked chunks were not committed: they are read again
+
+    async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        processor.forget(revoked)
+
+    sluice.app.on_partitions_revoked.connect(forget_revoked)  # type: ignore[arg-type]

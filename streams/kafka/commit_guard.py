@@ -42,6 +42,8 @@ class CommitGuard:
         self._earliest: dict[TopicPartition, int] = {}
         self._last_progress: dict[TopicPartition, float] = {}
         self._rewinding: dict[TopicPartition, tuple[int, float]] = {}
+        # the offset after the last one admitted: chunks parked for a retry are admitted, not done
+        self._admitted: dict[TopicPartition, int] = {}
 
     def guards(self, tp: TopicPartition) -> bool:
         return tp.topic in self.topics
@@ -71,6 +73,7 @@ class CommitGuard:
                 self._watermark,
                 self._last_progress,
                 self._rewinding,
+                self._admitted,
             ):
                 table.pop(tp, None)
 
@@ -114,13 +117,17 @@ class CommitGuard:
     # -- in-order admission, for agents whose effects must follow the partition's order --------
 
     def admit(self, tp: TopicPartition, offset: int, committed: int | None) -> int | None:
-        """None: apply this event now. -1: applied before, drop it. Otherwise the offset of a
-        hole before it: drop it, and read the partition again from there."""
-        expected = self.watermark(tp, committed, default=offset)
-        assert expected is not None
+        """None: apply this event now. -1: applied (or admitted) before, drop it. Otherwise the
+        offset of a hole before it: drop it, and read the partition again from there."""
+        mark = self.watermark(tp, committed, default=offset)
+        assert mark is not None
+        expected = max(mark, self._admitted.get(tp, mark))
         if offset < expected:
             return -1
-        return None if offset == expected else expected
+        if offset > expected:
+            return expected
+        self._admitted[tp] = offset + 1
+        return None
 
     def skip_gap(self, tp: TopicPartition, first_offset: int) -> None:
         """The log itself has no records before `first_offset` (control records, compaction)."""

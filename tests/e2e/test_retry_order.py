@@ -88,3 +88,65 @@ def test_retried_chunk_keeps_per_key_order(stack: Stack, db: Engine) -> None:
     assert {job for _, _, job in rows} == {second["jobId"]}
     assert fired == 2 + USERS
     assert worker.metric("sluice_chunks_total", 'result="retried"') == 2
+
+
+def _fail_slowly(db: Engine, attempts: int, seconds: float) -> None:
+    """The chunk writing `first …` names fails its first `attempts` attempts, each after
+    `seconds`, so it stays parked long enough for later chunks to be seen passing it."""
+    with db.begin() as connection:
+        connection.execute(text("CREATE SEQUENCE slow_fail_count"))
+        connection.execute(
+            text(
+                f"""
+                CREATE FUNCTION fail_slowly() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.name LIKE 'first %' THEN
+                        IF nextval('slow_fail_count') <= {attempts} THEN
+                            PERFORM pg_sleep({seconds});
+                            RAISE EXCEPTION 'injected failure' USING ERRCODE = '40001';
+                        END IF;
+                    END IF;
+                    RETURN NEW;
+                END $$
+                """
+            )
+        )
+        connection.execute(
+            text(
+                "CREATE TRIGGER fail_slowly BEFORE INSERT OR UPDATE ON users "
+                "FOR EACH ROW EXECUTE FUNCTION fail_slowly()"
+            )
+        )
+
+
+def test_a_parked_chunk_holds_back_only_the_chunks_sharing_its_keys(
+    stack: Stack, db: Engine
+) -> None:
+    worker = stack.worker(None).wait_ready()
+    _fail_slowly(db, attempts=3, seconds=0.3)
+    emails = _emails(stack)  # all on partition 0: one chunk per job, in submission order
+    shared, other = emails[:25], emails[25:]
+
+    jobs = [
+        stack.submit_csv(worker, _csv(shared, "first"), updateDuplicates="true"),  # parked
+        stack.submit_csv(worker, _csv(other, "other"), updateDuplicates="true"),  # passes it
+        stack.submit_csv(worker, _csv(shared, "second"), updateDuplicates="true"),  # waits
+    ]
+    for accepted in jobs:
+        view = stack.wait_finished(worker, accepted["jobId"], timeout=60)
+        assert view["status"] == "completed" and view["progress"]["failed"] == 0, view
+
+    with db.connect() as connection:
+        applied = dict(
+            connection.execute(text("SELECT job_id, applied_at FROM sluice_chunks")).all()
+        )
+        names = dict(connection.execute(text("SELECT email, name FROM users")).all())
+    parked, passing, waiting = (applied[accepted["jobId"]] for accepted in jobs)
+    # applied_at is each chunk's transaction start: the disjoint chunk went ahead of the parked
+    # one, the chunk on the same emails only after it
+    assert passing < parked < waiting, (passing, parked, waiting)
+    assert names == {
+        **{email: f"second {i}" for i, email in enumerate(shared)},
+        **{email: f"other {i}" for i, email in enumerate(other)},
+    }
+    assert worker.metric("sluice_chunks_total", 'result="retried"') == 3

@@ -1,0 +1,63 @@
+"""Parking: how a chunk waiting for its retry keeps per-key order without holding back its
+partition.
+
+A chunk that fails with a retryable error is *parked* with the routing keys of its records and
+the time of its next attempt; the partition goes on. Each later chunk of that partition is sent
+to the writer with the keys of every chunk parked before it: one that shares a key is not
+applied but parked behind them (`Blocked`), the others are applied at once. A parked chunk whose
+keys are unknown (its writer process died) holds back every later chunk of the partition.
+
+A retry pass walks the parked chunks in offset order: each one that is due (or waiting) is tried
+against the keys of those still parked ahead of it, so chunks that share keys are applied in
+offset order and the rest as soon as they can be. Parked offsets are not done, so the commit
+guard does not commit past them: a crash or a rebalance re-reads them (the ledger skips what was
+applied meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.writers import ChunkInfo
+
+
+@dataclass(eq=False)
+class Parked:
+    message: Any
+    info: ChunkInfo | None = None
+    #: the keys its records write; None: unknown, so it blocks every later chunk
+    keys: frozenset[str] | None = frozenset()
+    attempts: int = 0
+    first_failure_ms: int = 0
+    #: monotonic time of its next attempt; None: it waits for a chunk parked ahead of it
+    due: float | None = None
+
+    def is_due(self, now: float) -> bool:
+        return self.due is None or self.due <= now
+
+
+@dataclass
+class Lane:
+    """The parked chunks of one partition, in offset order, and the task retrying them."""
+
+    parked: list[Parked] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+    def blocked_keys(self) -> frozenset[str] | None:
+        """The keys a new chunk must not share; None: every chunk must wait."""
+        keys: set[str] = set()
+        for entry in self.parked:
+            if entry.keys is None:
+                return None
+            keys |= entry.keys
+        return frozenset(keys)
+
+    def seconds_to_next(self) -> float:
+        """How long until a pass has something to try (0: now)."""
+        if self.parked and self.parked[0].due is None:
+            return 0.0  # the first one waits for nothing any more
+        dues = [entry.due for entry in self.parked if entry.due is not None]
+        return max(min(dues) - time.monotonic(), 0.0) if dues else 0.0
