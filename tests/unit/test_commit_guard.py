@@ -221,3 +221,24 @@ def test_admit_with_no_base_known_still_sees_a_later_hole() -> None:
     guard.begin(TP, 42)
     guard.done(TP, 42)
     assert guard.admit(TP, 44, committed=None) == 43
+
+
+def test_an_offset_after_a_parked_one_is_admitted_not_a_hole() -> None:
+    guard = CommitGuard({TP.topic})
+    assert guard.admit(TP, 10, 10) is None
+    guard.begin(TP, 10)  # parked for a retry: admitted, not done
+    assert guard.admit(TP, 11, 10) is None
+    guard.begin(TP, 11)
+    guard.done(TP, 11)
+    assert guard.commit_offset(TP, 10) is None  # the parked offset holds the commit
+    assert guard.admit(TP, 10, 10) == -1  # read again (a re-read): it is parked already
+    assert guard.admit(TP, 13, 10) == 12  # a real hole is still one
+    guard.done(TP, 10)
+    assert guard.commit_offset(TP, 10) == 12
+
+
+def test_forgetting_a_partition_forgets_what_was_admitted() -> None:
+    guard = CommitGuard({TP.topic})
+    assert guard.admit(TP, 10, 10) is None
+    guard.forget([TP])
+    assert guard.admit(TP, 10, 10) is None
