@@ -26,8 +26,9 @@ run: $(STAMP) ## run Sluice: dev broker (unless KAFKA_BOOTSTRAP_SERVERS), SQLite
 test: $(STAMP) ## run the test suite (starts its own broker; PostgreSQL from DATABASE_URL, the local server, or a throwaway one)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP) ## import 1,000,000 users end to end; compare with COPY and a validating loader
+bench: $(STAMP) ## import 1,000,000 users end to end, then export them in each format; compare with COPY
 	$(BIN)/python -m tests.bench.bench_import
+	$(BIN)/python -m tests.bench.bench_export
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check streams api tests

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -209,6 +210,92 @@ def follow(base: str, job_id: str, interval: float = 0.5) -> int:
     return 0 if view["status"] == "completed" else 1
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export users to a gzip file: submit, wait (with --follow: a progress bar), download the
+    file through its signed URL and check its size and SHA-256."""
+    user_filter = {
+        key: value
+        for key, value in (
+            ("country", args.country),
+            ("signupFrom", args.signup_from),
+            ("signupTo", args.signup_to),
+            ("ageMin", args.age_min),
+            ("ageMax", args.age_max),
+        )
+        if value is not None
+    }
+    body = {"type": "user-export", "options": {"format": args.format, "filter": user_filter}}
+    base = api_url()
+    status, answer = _request(
+        "POST",
+        f"{base}/api/batch/jobs",
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json"},
+    )
+    if status != 202:
+        message = answer.get("error", {}).get("message", answer)
+        print(f"rejected ({status}): {message}", file=sys.stderr)
+        return 2
+    job_id = answer["jobId"]
+    if args.follow:
+        print(json.dumps(answer, indent=2))
+        code = follow(base, job_id)
+    else:
+        code = _wait_finished(base, job_id)
+    if code != 0:
+        return code
+    status, view = _request("GET", f"{base}/api/batch/jobs/{job_id}")
+    result = view.get("result") if status == 200 else None
+    if not result:
+        print(f"job {job_id} has no result: {view}", file=sys.stderr)
+        return 1
+    return _download(base + result["downloadUrl"], Path(args.output), result)
+
+
+def _wait_finished(base: str, job_id: str, interval: float = 0.5) -> int:
+    while True:
+        status, view = _request("GET", f"{base}/api/batch/jobs/{job_id}")
+        if status == 200 and view["status"] in TERMINAL:
+            if view["status"] != "completed":
+                print(f"job {job_id} {view['status']}: {view['error']}", file=sys.stderr)
+            return 0 if view["status"] == "completed" else 1
+        time.sleep(interval)
+
+
+def _download(url: str, path: Path, result: dict[str, Any]) -> int:
+    """Stream the file to `path` (a temporary name, renamed once its SHA-256 matches)."""
+    temp = path.with_name(f".{path.name}.part")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=600) as answer, temp.open("wb") as out:
+            while block := answer.read(1 << 16):
+                out.write(block)
+                digest.update(block)
+                size += len(block)
+    except urllib.error.HTTPError as error:
+        temp.unlink(missing_ok=True)
+        print(
+            f"download failed ({error.code}): {error.read().decode(errors='replace')}",
+            file=sys.stderr,
+        )
+        return 1
+    if (size, digest.hexdigest()) != (result["bytes"], result["sha256"]):
+        temp.unlink(missing_ok=True)
+        print(
+            f"download corrupt: {size} bytes, sha256 {digest.hexdigest()}; expected "
+            f"{result['bytes']} bytes, sha256 {result['sha256']}",
+            file=sys.stderr,
+        )
+        return 1
+    os.replace(temp, path)
+    print(
+        f"wrote {path}: {result['recordCount']:,} records, {size:,} bytes, "
+        f"sha256 {result['sha256']}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     status, answer = _request("GET", f"{api_url()}/api/batch/jobs/{args.job_id}")
     print(json.dumps(answer, indent=2))
@@ -219,6 +306,37 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     status, answer = _request("POST", f"{api_url()}/api/batch/jobs/{args.job_id}/cancel")
     print(json.dumps(answer, indent=2))
     return 0 if status == 202 else 1
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    """Per-record results: a file of failed records to fix and resubmit (-o), or JSON pages."""
+    base = f"{api_url()}/api/batch/jobs/{urllib.parse.quote(args.job_id)}"
+    if args.output:
+        kind = "ndjson" if args.output.endswith((".ndjson", ".jsonl")) else "csv"
+        status_query = urllib.parse.urlencode({"status": args.status or "failed"})
+        try:
+            url = f"{base}/results.{kind}?{status_query}"
+            with urllib.request.urlopen(url, timeout=600) as answer, open(args.output, "wb") as out:
+                while block := answer.read(1 << 16):
+                    out.write(block)
+        except urllib.error.HTTPError as error:
+            print(f"error ({error.code}): {error.read().decode(errors='replace')}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.output}", file=sys.stderr)
+        return 0
+    query = {"limit": "1000"}
+    if args.status:
+        query["status"] = args.status
+    while True:
+        status, answer = _request("GET", f"{base}/results?{urllib.parse.urlencode(query)}")
+        if status != 200:
+            print(json.dumps(answer, indent=2), file=sys.stderr)
+            return 1
+        for item in answer["items"]:
+            print(json.dumps(item))
+        if not answer["nextCursor"]:
+            return 0
+        query["cursor"] = answer["nextCursor"]
 
 
 def _dlq_query(args: argparse.Namespace) -> dict[str, str]:
@@ -312,6 +430,8 @@ def cmd_config(args: argparse.Namespace) -> int:
             if field.name == "database_url"
             else getattr(settings, field.name)
         )
+        if field.name == "signing_key" and value:
+            value = "***"
         print(f"{field.name} = {value}")
     return 0
 
@@ -359,6 +479,16 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("job_id")
     cancel.set_defaults(func=cmd_cancel)
 
+    results = commands.add_parser(
+        "results", help="a job's per-record results; -o FILE writes its failed records"
+    )
+    results.add_argument("job_id")
+    results.add_argument("--status", choices=["successful", "failed", "skipped"])
+    results.add_argument(
+        "-o", "--output", help="write failed records with their errors (.csv or .ndjson)"
+    )
+    results.set_defaults(func=cmd_results)
+
     dlq = commands.add_parser("dlq", help="dead letters: list, show, replay")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
 
@@ -386,6 +516,21 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_replay.add_argument("--dry-run", action="store_true", help="say what would be replayed")
     dlq_replay.add_argument("--rate", type=_rate, metavar="N/s", help="at most N per second")
     dlq_replay.set_defaults(func=cmd_dlq_replay)
+
+    export = commands.add_parser(
+        "export", help="export users to a gzip file (csv, json or ndjson), filtered"
+    )
+    export.add_argument("--country", help="two letters, e.g. DE")
+    export.add_argument("--signup-from", help="signed up at or after (ISO-8601)")
+    export.add_argument("--signup-to", help="signed up before (ISO-8601)")
+    export.add_argument("--age-min", type=int, help="13-130, inclusive")
+    export.add_argument("--age-max", type=int, help="13-130, inclusive")
+    export.add_argument("--format", required=True, choices=("csv", "json", "ndjson"))
+    export.add_argument("-o", "--output", required=True, help="where to write the .gz file")
+    export.add_argument(
+        "--follow", action="store_true", help="show progress while waiting for the file"
+    )
+    export.set_defaults(func=cmd_export)
 
     config = commands.add_parser("config", help="print the settings in force")
     config.set_defaults(func=cmd_config)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api import uploads
 from api.deadletters import DeadLetterApi
 from api.errors import error_response
-from streams import topics
+from api.exports import ExportApi
+from api.results import ResultsApi
+from streams import retention, topics
 from streams.app import Sluice
 from streams.exceptions import BrokerUnavailable, RequestError
 from streams.ledger_apply import CANCELLED
@@ -40,10 +43,14 @@ class BatchApi:
         self.sluice = sluice
         self._session: aiohttp.ClientSession | None = None
         self.dead_letters = DeadLetterApi(sluice, API_PREFIX)
+        self.results = ResultsApi(sluice, API_PREFIX)
 
     def routes(self) -> list[web.RouteDef]:
         return [
             *self.dead_letters.routes(),
+            *self.results.routes(),
+            *ExportApi(self.sluice, API_PREFIX).routes(),
+            web.delete(f"{API_PREFIX}/jobs/{{job_id}}", self.delete_job),
             web.post(f"{API_PREFIX}/jobs", self.submit_job),
             web.get(f"{API_PREFIX}/jobs/{{job_id}}", self.get_job),
             web.post(f"{API_PREFIX}/jobs/{{job_id}}/cancel", self.cancel_job),
@@ -123,6 +130,19 @@ class BatchApi:
             status=202,
         )
 
+    async def delete_job(self, request: web.Request) -> web.StreamResponse:
+        """Remove a finished job's results and metadata now (what retention does later)."""
+        found = await self._job_on_its_owner(request)
+        if isinstance(found, web.StreamResponse):
+            return found
+        job, view = found
+        if view["status"] not in FINISHED:
+            return error_response(409, f"job {job.id} is {view['status']}: cancel it first")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, retention.remove_job, self.sluice.engine, job.id)
+        await retention.announce_removed(self.sluice, [job.id], "deleted")
+        return web.Response(status=204)
+
     async def _job_on_its_owner(
         self, request: web.Request
     ) -> web.StreamResponse | tuple[job_registry.JobRecord, dict[str, Any]]:
@@ -158,6 +178,13 @@ class BatchApi:
         view = status_view(job_id, job.type, state, job.total_records)
         if job.error and view["status"] != "failed":
             view["status"], view["error"] = "failed", job.error
+        expiry = retention.expires_at(
+            self.sluice.settings,
+            view["status"],
+            retention.from_ms((state or {}).get("completedAt")),
+        )
+        view["expiresAt"] = _iso(expiry)
+        view["resultsUrl"] = f"{API_PREFIX}/jobs/{job_id}/results"
         return job, view
 
     async def _forward(self, request: web.Request, owner: str) -> web.StreamResponse:
@@ -199,6 +226,10 @@ class BatchApi:
             body=generate_latest(metrics().registry),
             headers={"Content-Type": CONTENT_TYPE_LATEST},
         )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
 def mount(sluice: Sluice) -> BatchApi:

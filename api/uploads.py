@@ -2,7 +2,8 @@
 
 - a raw `text/csv` or `application/x-ndjson` body, type and options in the query string;
 - `multipart/form-data`: option fields first, then the file part;
-- `application/json` `{type, data: [...], options: {...}}` for small inline batches.
+- `application/json` `{type, data: [...], options: {...}}` for small inline batches, or
+  `{type, options}` without `data` for a type that makes its own records (`user-export`).
 Bodies are streamed block by block into the parser and the splitter; only the inline JSON form
 is read whole, and it is bounded by SLUICE_MAX_INLINE_BYTES.
 """
@@ -17,7 +18,7 @@ from aiohttp import BodyPartReader, web
 
 from streams.app import Sluice
 from streams.exceptions import RequestError
-from streams.jobtypes import get_job_type
+from streams.jobtypes import JOB_TYPES, get_job_type
 from streams.jobtypes.base import JobType
 from streams.parse import (
     CsvParser,
@@ -27,7 +28,7 @@ from streams.parse import (
     parser_for,
     records_from_json_items,
 )
-from streams.submit import Accepted, JobSubmission, check_columns
+from streams.submit import Accepted, JobSubmission, check_columns, submit_generated
 
 BLOCK_SIZE = 64 * 1024
 MAX_FIELD_BYTES = 64 * 1024
@@ -44,6 +45,22 @@ def _job_type_and_options(raw: Mapping[str, Any]) -> tuple[JobType, dict[str, An
     return job_type, job_type.parse_options(values)
 
 
+def _check_takes_upload(job_type: JobType) -> None:
+    if job_type.generates_records:
+        uploads = sorted(name for name, t in JOB_TYPES.items() if not t.generates_records)
+        raise RequestError(
+            f"job type {job_type.name!r} takes no upload (it reads its records itself): "
+            f'POST application/json {{"type": "{job_type.name}", "options": {{...}}}}; '
+            f"uploads are for {', '.join(uploads)}",
+            field="type",
+        )
+
+
+def _generating_type(name: Any) -> JobType | None:
+    job_type = JOB_TYPES.get(name) if isinstance(name, str) else None
+    return job_type if job_type is not None and job_type.generates_records else None
+
+
 async def submit_stream(
     sluice: Sluice,
     job_type: JobType,
@@ -52,6 +69,7 @@ async def submit_stream(
     blocks: AsyncIterator[bytes],
 ) -> Accepted:
     """Parse and split an upload while it arrives; the job exists once its columns are known."""
+    _check_takes_upload(job_type)
     submission: JobSubmission | None = None
     waiting: list[ParsedRecord] = []
     per_record_columns = isinstance(parser, NdjsonParser)
@@ -174,6 +192,14 @@ async def submit_inline(sluice: Sluice, request: web.Request) -> Accepted:
     if not isinstance(options, dict):
         raise RequestError("'options' must be a JSON object", field="options")
     data = payload.get("data")
+    generating = _generating_type(payload.get("type"))
+    if generating is not None:
+        if data is not None:
+            raise RequestError(
+                f"job type {generating.name!r} takes no 'data': it reads its records itself",
+                field="data",
+            )
+        return await submit_generated(sluice, generating, generating.parse_options(options))
     if not isinstance(data, list) or not data:
         raise RequestError("'data' must be a non-empty JSON array of records", field="data")
     job_type, parsed_options = _job_type_and_options({**options, "type": payload.get("type")})

@@ -77,6 +77,16 @@ class Settings:
     submit_timeout: float = 10.0
     idle_seconds: float = 5.0
     max_inline_bytes: int = 16 * 1024 * 1024
+    # Retention: how long a finished job's results and metadata are kept, and how often the
+    # periodic task looks for expired ones.
+    retain_completed_seconds: int = 7 * 86400
+    retain_failed_seconds: int = 30 * 86400
+    retention_interval: float = 300.0
+    # Exports: where finished files live (shared by every worker), the key signing their
+    # download URLs (empty: a key file created once in export_dir), and how long URLs last.
+    export_dir: Path = Path(".sluice/exports")
+    signing_key: str = field(default="", repr=False)
+    export_url_seconds: int = 86400
 
     @property
     def database_url_masked(self) -> str:
@@ -84,9 +94,12 @@ class Settings:
 
     def __repr__(self) -> str:
         shown = ", ".join(
-            f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name != "database_url"
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.name not in ("database_url", "signing_key")
         )
-        return f"Settings({shown}, database_url={self.database_url_masked!r})"
+        key = "***" if self.signing_key else ""
+        return f"Settings({shown}, database_url={self.database_url_masked!r}, signing_key={key!r})"
 
 
 def load_settings() -> Settings:
@@ -108,6 +121,14 @@ def load_settings() -> Settings:
         submit_timeout=_float("SLUICE_SUBMIT_TIMEOUT", 10.0),
         idle_seconds=_float("SLUICE_IDLE_SECONDS", 5.0),
         max_inline_bytes=_int("SLUICE_MAX_INLINE_BYTES", 16 * 1024 * 1024, 1024, 1 << 30),
+        retain_completed_seconds=_int("SLUICE_RETAIN_COMPLETED_SECONDS", 7 * 86400, 0, 1 << 40),
+        retain_failed_seconds=_int("SLUICE_RETAIN_FAILED_SECONDS", 30 * 86400, 0, 1 << 40),
+        retention_interval=_float("SLUICE_RETENTION_INTERVAL", 300.0),
+        export_dir=Path(
+            _str("SLUICE_EXPORT_DIR", str(Path(_str("SLUICE_DATA_DIR", ".sluice")) / "exports"))
+        ),
+        signing_key=_str("SLUICE_SIGNING_KEY", ""),
+        export_url_seconds=_int("SLUICE_EXPORT_URL_SECONDS", 86400, 1, 1 << 31),
     )
 
 

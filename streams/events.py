@@ -16,6 +16,8 @@ SPLIT_COMPLETED = "sluice.SplitCompleted"
 SPLIT_FAILED = "sluice.SplitFailed"
 CHUNK_OUTCOME = "sluice.ChunkOutcome"
 REPLAY_REQUESTED = "sluice.ReplayRequested"
+RESULT_READY = "sluice.ResultReady"
+JOB_REMOVED = "sluice.JobRemoved"
 
 
 def now_ms() -> int:
@@ -26,10 +28,21 @@ def _encode(job_id: str, kind: str, body: dict[str, Any]) -> bytes:
     return codec().encode(PROGRESS_EVENT, {"jobId": job_id, "at": now_ms(), "event": (kind, body)})
 
 
-def job_accepted(job_id: str, job_type: str, tenant: str, options: Mapping[str, Any]) -> bytes:
-    return _encode(
-        job_id, ACCEPTED, {"jobType": job_type, "tenant": tenant, "options": json.dumps(options)}
-    )
+def job_accepted(
+    job_id: str,
+    job_type: str,
+    tenant: str,
+    options: Mapping[str, Any],
+    *,
+    awaits_result: bool = False,
+) -> bytes:
+    body = {
+        "jobType": job_type,
+        "tenant": tenant,
+        "options": json.dumps(options),
+        "awaitsResult": awaits_result,
+    }
+    return _encode(job_id, ACCEPTED, body)
 
 
 def split_completed(
@@ -94,6 +107,23 @@ def replay_requested(chunk: ChunkIdentity, dead_letter_id: str) -> bytes:
             "deadLetter": dead_letter_id,
         },
     )
+
+
+def result_ready(
+    job_id: str, basis: str, *, result: Mapping[str, Any] | None = None, error: str | None = None
+) -> bytes:
+    """A job's result (or why there is none), made from the counts `basis` names."""
+    body = {
+        "basis": basis,
+        "result": None if result is None else json.dumps(result),
+        "error": error,
+    }
+    return _encode(job_id, RESULT_READY, body)
+
+
+def job_removed(job_id: str, reason: str) -> bytes:
+    """The job expired or was deleted: the progress agent drops its state."""
+    return _encode(job_id, JOB_REMOVED, {"reason": reason})
 
 
 @dataclass(frozen=True)

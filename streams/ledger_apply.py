@@ -13,7 +13,7 @@ from streams.exceptions import PoisonMessage
 from streams.jobtypes import JOB_TYPES
 from streams.jobtypes.base import Chunk, ChunkResult
 from streams.sink import jobs as job_registry
-from streams.sink import ledger
+from streams.sink import ledger, results
 
 CANCELLED = "cancelled"
 STOPPED = "stopped"
@@ -30,11 +30,14 @@ def apply(engine: Engine, chunk: Chunk) -> tuple[ChunkResult, bool]:
             return prior, False
         stopped = job_registry.stop_reason(connection, chunk.job_id)
         if stopped is not None:  # cancelled, or stopOnError met a failure: skip, and count it
-            size = len(chunk.records)
-            result = ChunkResult(records=size, skipped=size, stopped=stopped)
+            result = ChunkResult(records=len(chunk.records), stopped=stopped)
+            for record in chunk.records:
+                result.skip(record["row"], stopped)
         else:
             result = job_type.apply_chunk(connection, chunk)
             if result.failed and chunk.options.get("stopOnError"):
                 job_registry.stop(connection, chunk.job_id, STOPPED)
         ledger.record(connection, chunk, result)
+        results.record(connection, chunk.job_id, result.outcomes)
+    result.outcomes = []  # written: they need not travel back to the worker
     return result, True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from streams.exceptions import OptionError
 
@@ -45,7 +45,25 @@ class BoolOption:
         raise OptionError(name, "must be true or false")
 
 
-OptionSpec = IntOption | BoolOption
+@dataclass(frozen=True)
+class ChoiceOption:
+    default: str
+    choices: tuple[str, ...]
+
+    def parse(self, name: str, raw: Any) -> str:
+        if isinstance(raw, str) and raw.strip() in self.choices:
+            return raw.strip()
+        raise OptionError(name, f"must be one of: {', '.join(self.choices)}")
+
+
+class OptionSpec(Protocol):
+    """How one option is parsed: its default, and `parse` raising OptionError naming it."""
+
+    @property
+    def default(self) -> Any: ...
+
+    def parse(self, name: str, raw: Any) -> Any: ...
+
 
 # Options every job type accepts; a job type adds its own (see streams.jobtypes.base).
 COMMON_OPTIONS: dict[str, OptionSpec] = {

@@ -42,6 +42,12 @@ def new_state(job_id: str) -> State:
         "error": None,
         "stopped": None,
         "deadLetters": {},
+        # a job whose type has a result (an export's file): it is completed once a result
+        # made from its final counts (`resultBasis`) is there
+        "awaitsResult": False,
+        "result": None,
+        "resultBasis": None,
+        "resultError": None,
     }
 
 
@@ -70,6 +76,7 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
             tenant=body["tenant"],
             options=json.loads(body["options"]),
             acceptedAt=updated["acceptedAt"] or at_ms,
+            awaitsResult=bool(body.get("awaitsResult")),
         )
     elif kind == "sluice.SplitCompleted":
         if updated["totalChunks"] is not None:
@@ -85,10 +92,24 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
         if not _count_outcome(updated, body, at_ms):
             return current
     elif kind == "sluice.ReplayRequested":
+        changed = False
+        if at_ms > (updated.get("lastReplayAt") or 0):
+            updated["lastReplayAt"] = at_ms  # a replay waits for this before it answers
+            changed = True
         parked = updated["deadLetters"].get(f"{body['partition']}:{body['partitionSeq']}")
-        if parked is None or parked.get("replaying"):
-            return current  # applied since, or already being replayed
-        parked["replaying"] = True
+        if parked is not None and not parked.get("replaying"):  # else applied since, or a copy
+            parked["replaying"] = True
+            changed = True
+        if not changed:
+            return current
+    elif kind == "sluice.ResultReady":
+        if body["basis"] != result_basis(updated) or has_current_result(updated):
+            return current  # made from counts since changed (a replay), or a second copy
+        updated.update(
+            result=json.loads(body["result"]) if body.get("result") else None,
+            resultError=body.get("error"),
+            resultBasis=body["basis"],
+        )
     else:
         return current
     finished = status_of(updated) in FINISHED
@@ -147,20 +168,50 @@ def _note_stop(state: State, body: dict) -> None:
         state["stopped"] = body["stopped"]
 
 
+def result_basis(state: State) -> str:
+    """The counts a job's result is made from; a result made from other counts is stale."""
+    return ":".join(
+        str(state[name]) for name in ("chunksDone", "deadLettered", "successful", "failed")
+    )
+
+
+def has_current_result(state: State) -> bool:
+    return state.get("resultBasis") is not None and state["resultBasis"] == result_basis(state)
+
+
+def _replaying(state: State) -> bool:
+    return any(parked.get("replaying") for parked in state.get("deadLetters", {}).values())
+
+
+def awaits_result(state: State | None) -> bool:
+    """Every chunk of a job with a result is counted, and the result is still to be made."""
+    if state is None or not state.get("awaitsResult") or has_current_result(state):
+        return False
+    if state["totalChunks"] is None or state["chunksDone"] < state["totalChunks"]:
+        return False
+    return not _replaying(state) and status_of(state) == "active"
+
+
 def status_of(state: State | None) -> str:
     """queued → active → completed; failed when the split broke off or stopOnError met a failed
-    record; cancelled when a cancelled job's last chunk is accounted for."""
+    record; cancelled when a cancelled job's last chunk is accounted for. A job with a result
+    stays active after its last chunk until the result is made (failed if it cannot be)."""
     if state is None:
         return "queued"
     if state["error"]:
         return "failed"
-    if any(parked.get("replaying") for parked in state.get("deadLetters", {}).values()):
+    if _replaying(state):
         return "active"
     if state["totalChunks"] is not None and state["chunksDone"] >= state["totalChunks"]:
         if state.get("stopped") == "cancelled":
             return "cancelled"
         if state["options"].get("stopOnError") and state["failed"]:
             return "failed"
+        if state.get("awaitsResult"):
+            if not has_current_result(state):
+                return "active"
+            if state.get("resultError"):
+                return "failed"
         return "completed"
     if state["chunksDone"] > 0:
         return "active"
@@ -191,7 +242,7 @@ def status_view(job_id: str, job_type: str, state: State | None, total: int | No
         percentage = round(100.0 * processed / total_records, 2)
     else:
         percentage = 100.0 if status == "completed" else 0.0
-    return {
+    view = {
         "jobId": job_id,
         "type": s["type"] or job_type,
         "status": status,
@@ -207,13 +258,23 @@ def status_view(job_id: str, job_type: str, state: State | None, total: int | No
         },
         "startedAt": _iso(s["startedAt"]),
         "completedAt": _iso(s["completedAt"]),
-        "error": s["error"] or _stop_message(status, s),
+        "error": s["error"] or _stop_message(status, s) or _result_error(status, s),
         "summary": {
             "created": s["created"],
             "updated": s["updated"],
             "deadLettered": s["deadLettered"],
             "deadLetteredChunks": len(s.get("deadLetters", {})),
+            "lastReplayAt": _iso(s.get("lastReplayAt")),
             "unknownColumns": s["unknownColumns"],
             "errors": sorted(s["errors"], key=lambda e: e["row"]),
         },
     }
+    if s.get("awaitsResult"):
+        view["result"] = s["result"] if status == "completed" else None
+    return view
+
+
+def _result_error(status: str, state: State) -> str | None:
+    if status == "failed" and state.get("resultError"):
+        return f"no result: {state['resultError']}"
+    return None

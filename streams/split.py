@@ -44,6 +44,8 @@ class ChunkCutter:
         self._buffers: list[list[dict[str, Any]]] = [[] for _ in range(partitions)]
         self._seq = [0] * partitions
         self._keyless = 0
+        # keyless records go round-robin one by one, or a chunk at a time (consecutive_chunks)
+        self._keyless_run = self._chunk_size if job_type.consecutive_chunks else 1
         #: how records look, for a compact encoding (see streams/chunks.py)
         self.columns: tuple[str, ...] = ()
         self.json_values = False
@@ -55,7 +57,7 @@ class ChunkCutter:
         key = self._job_type.routing_key(record.fields) if record.fields is not None else None
         if key is None:
             # no identity: it cannot clash with another record, any partition will do
-            partition = self._keyless % self._partitions
+            partition = (self._keyless // self._keyless_run) % self._partitions
             self._keyless += 1
         else:
             partition = partition_for(key, self._partitions)

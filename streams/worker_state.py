@@ -11,6 +11,7 @@ class WorkerState:
     last_activity: float = field(default_factory=time.monotonic)
     chunks_in_flight: int = 0
     uploads_in_flight: int = 0
+    results_in_flight: int = 0  # job results being made (an export's file being assembled)
     chunk_partitions: int | None = None
 
     def touch(self) -> None:
@@ -21,4 +22,4 @@ class WorkerState:
 
     @property
     def busy(self) -> bool:
-        return self.chunks_in_flight > 0 or self.uploads_in_flight > 0
+        return self.chunks_in_flight > 0 or self.uploads_in_flight > 0 or self.results_in_flight > 0

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url
 
 from tests.support.broker import session_broker
 from tests.support.postgres import NoDatabase, session_database
+from tests.support.schemas import app_id, fresh_schema
 from tests.support.workers import Stack
 
 
@@ -34,15 +34,8 @@ def database_url() -> Iterator[str]:
 @pytest.fixture
 def schema_url(database_url: str) -> Iterator[str]:
     """A fresh PostgreSQL schema for one test, as a URL whose search_path selects it."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(database_url)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    url = make_url(database_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with fresh_schema(database_url) as url:
+        yield url
 
 
 @pytest.fixture
@@ -54,6 +47,6 @@ def db(schema_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def stack(kafka_bootstrap: str, schema_url: str, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(kafka_bootstrap, schema_url, f"t{uuid.uuid4().hex[:10]}", tmp_path)
+    s = Stack(kafka_bootstrap, schema_url, app_id(), tmp_path)
     yield s
     s.stop_all()

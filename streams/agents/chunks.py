@@ -25,6 +25,7 @@ from streams.jobtypes.base import ChunkResult, RecordFailure
 from streams.kafka.end_offsets import first_offset_from, probe_options_of
 from streams.metrics import metrics
 from streams.options import COMMON_OPTIONS
+from streams.sink.results import record_dead_lettered
 from streams.writers import ApplyFailed, Blocked, BrokenProcessPool, ChunkInfo, apply_raw
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,23 @@ class ChunkProcessor:
             reason = f"chunk dead-lettered: {error.error_class}"
             for row in info.rows:
                 result.fail(RecordFailure(row, None, reason))
+            await self._keep_dead_lettered_results(info, reason)
             await self._send_outcome(info, result, dead_lettered=True)
+
+    async def _keep_dead_lettered_results(self, info: ChunkInfo, reason: str) -> None:
+        """The records' outcomes say where they are; a replay that applies them replaces these."""
+        loop = asyncio.get_running_loop()
+        engine = self.sluice.engine
+        for attempt in range(1, 4):
+            try:
+                await loop.run_in_executor(
+                    None, record_dead_lettered, engine, info.job_id, info.rows, reason
+                )
+                return
+            except Exception as exc:  # the database is what failed the chunk, perhaps
+                log.warning("results of dead-lettered %s not written: %s", info, exc)
+                await asyncio.sleep(backoff_delay(attempt))
+        log.error("results of dead-lettered chunk %s lost (job %s)", info.chunk_index, info.job_id)
 
 
 def _where(message: Any, info: ChunkInfo | None) -> str:

@@ -1,10 +1,14 @@
-"""Start-up and periodic chores: declare topics, learn partition counts, measure queue depth."""
+"""Start-up and periodic chores: declare topics, learn partition counts, measure queue depth,
+remove expired jobs."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
+from streams import retention
 from streams.app import Sluice
 from streams.metrics import metrics
 
@@ -47,6 +51,19 @@ def register(sluice: Sluice) -> None:
             depth[tp.topic] = depth.get(tp.topic, 0) + max(highwater - committed, 0)
         for topic, waiting in depth.items():
             metrics().queue_depth.labels(topic).set(waiting)
+
+    @app.timer(sluice.settings.retention_interval)
+    async def remove_expired_jobs() -> None:
+        # every worker runs it: removing a job twice is harmless
+        loop = asyncio.get_running_loop()
+        now = datetime.now(UTC)
+        try:
+            removed = await loop.run_in_executor(
+                None, retention.remove_expired, sluice.engine, sluice.settings, now
+            )
+            await retention.announce_removed(sluice, removed, "expired")
+        except Exception as exc:  # the database or Kafka may be away: the next run catches up
+            log.warning("retention did not run: %s", exc)
 
     guard = sluice.commit_guard
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from streams.exceptions import RequestError
 from streams.jobtypes.base import JobType
+from streams.jobtypes.user_export import UserExport
 from streams.jobtypes.user_import import UserImport
 
-JOB_TYPES: dict[str, JobType] = {job_type.name: job_type for job_type in (UserImport(),)}
+JOB_TYPES: dict[str, JobType] = {
+    job_type.name: job_type for job_type in (UserImport(), UserExport())
+}
 
 
 def get_job_type(name: str | None) -> JobType:

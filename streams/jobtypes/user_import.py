@@ -30,6 +30,7 @@ class UserImport(JobType):
     }
     required_columns: ClassVar[frozenset[str]] = REQUIRED_COLUMNS
     known_columns: ClassVar[frozenset[str]] = frozenset(COLUMNS)
+    columns: ClassVar[tuple[str, ...]] = COLUMNS
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         if options["skipDuplicates"] and options["updateDuplicates"]:
@@ -43,6 +44,7 @@ class UserImport(JobType):
     def apply_chunk(self, connection: Connection, chunk: Chunk) -> ChunkResult:
         result = ChunkResult(records=len(chunk.records))
         valid: list[tuple[int, User]] = []
+        originals: dict[int, Mapping[str, Any]] = {}  # kept for a duplicate that fails
         check_formats = bool(chunk.options.get("validate", True))
         for record in chunk.records:
             row = record["row"]
@@ -52,14 +54,16 @@ class UserImport(JobType):
             outcome = validate_user(record["fields"], check_formats=check_formats)
             if isinstance(outcome, User):
                 valid.append((row, outcome))
+                originals[row] = record["fields"]
             else:
-                result.fail(RecordFailure(row, outcome.field, outcome.reason))
+                failure = RecordFailure(row, outcome.field, outcome.reason)
+                result.fail(failure, record["fields"])
 
         if chunk.options.get("updateDuplicates"):
             self._apply_updating(connection, chunk.job_id, valid, result)
         else:
             skip = bool(chunk.options.get("skipDuplicates"))
-            self._apply_first_wins(connection, chunk.job_id, valid, result, skip=skip)
+            self._apply_first_wins(connection, chunk.job_id, valid, originals, result, skip=skip)
         result.check()
         return result
 
@@ -68,6 +72,7 @@ class UserImport(JobType):
         connection: Connection,
         job_id: str,
         valid: list[tuple[int, User]],
+        originals: Mapping[int, Mapping[str, Any]],
         result: ChunkResult,
         *,
         skip: bool,
@@ -76,14 +81,15 @@ class UserImport(JobType):
         for _, user in valid:
             first.setdefault(user.email, user)
         created = users_sink.insert_new(connection, list(first.values()), job_id)
+        # the rows that were there before, for their ids (usually none)
+        known = users_sink.ids_of(connection, [e for e in first if e not in created])
         for row, user in valid:
             if user.email in created and first[user.email] is user:
-                result.successful += 1
-                result.created += 1
+                result.succeed(row, True, created[user.email])
             elif skip:
-                result.skipped += 1
+                result.skip(row, "duplicate", known.get(user.email, created.get(user.email)))
             else:
-                result.fail(RecordFailure(row, "email", "duplicate"))
+                result.fail(RecordFailure(row, "email", "duplicate"), originals[row])
 
     @staticmethod
     def _apply_updating(
@@ -92,12 +98,8 @@ class UserImport(JobType):
         last: dict[str, User] = {}
         for _, user in valid:
             last[user.email] = user  # submission order: the last one wins
-        inserted = users_sink.upsert(connection, list(last.values()), job_id)
+        ids, inserted = users_sink.upsert(connection, list(last.values()), job_id)
         seen: set[str] = set()
-        for _, user in valid:
-            result.successful += 1
-            if user.email in inserted and user.email not in seen:
-                result.created += 1
-            else:
-                result.updated += 1
+        for row, user in valid:
+            result.succeed(row, user.email in inserted and user.email not in seen, ids[user.email])
             seen.add(user.email)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
 
 from streams.sink.tables import jobs
 
@@ -23,6 +23,9 @@ class JobRecord:
     total_chunks: int | None
     error: str | None
     stopped: str | None
+    status: str | None = None
+    completed_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
 def insert_job(
@@ -73,6 +76,9 @@ def get_job(engine: Engine, job_id: str) -> JobRecord | None:
         total_chunks=row.total_chunks,
         error=row.error,
         stopped=row.stopped,
+        status=row.status,
+        completed_at=row.completed_at,
+        expires_at=row.expires_at,
     )
 
 
@@ -92,3 +98,115 @@ def stop(connection: Connection, job_id: str, reason: str) -> bool:
 def stop_job(engine: Engine, job_id: str, reason: str) -> bool:
     with engine.begin() as connection:
         return stop(connection, job_id, reason)
+
+
+def record_status(
+    engine: Engine,
+    job_id: str,
+    status: str,
+    completed_at: datetime | None,
+    expires_at: datetime | None,
+) -> None:
+    """The job's status as the progress agent last saw it (for listings and retention)."""
+    with engine.begin() as connection:
+        connection.execute(
+            jobs.update()
+            .where(jobs.c.id == job_id)
+            .values(status=status, completed_at=completed_at, expires_at=expires_at)
+        )
+
+
+@dataclass(frozen=True)
+class JobPage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # SQLite gives naive datetimes back
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def list_jobs(
+    engine: Engine,
+    tenant: str,
+    *,
+    status: str | None,
+    job_type: str | None,
+    limit: int,
+    cursor: tuple[datetime, str] | None,
+) -> JobPage:
+    """A tenant's jobs, newest first, by keyset on (created_at, id)."""
+    query = select(jobs).where(jobs.c.tenant == tenant)
+    if status is not None:
+        query = query.where(func.coalesce(jobs.c.status, "queued") == status)
+    if job_type is not None:
+        query = query.where(jobs.c.type == job_type)
+    if cursor is not None:
+        created, job_id = cursor
+        query = query.where(
+            or_(
+                jobs.c.created_at < created,
+                and_(jobs.c.created_at == created, jobs.c.id < job_id),
+            )
+        )
+    query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    items = [
+        {
+            "jobId": row.id,
+            "type": row.type,
+            "status": row.status or "queued",
+            "createdAt": _iso(row.created_at),
+            "completedAt": _iso(row.completed_at),
+            "expiresAt": _iso(row.expires_at),
+            "totalRecords": row.total_records,
+            "statusUrl": f"/api/batch/jobs/{row.id}",
+        }
+        for row in rows[:limit]
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = f"{_iso(last.created_at)}|{last.id}"
+    return JobPage(items, next_cursor)
+
+
+def parse_cursor(text: str) -> tuple[datetime, str] | None:
+    moment, sep, job_id = text.partition("|")
+    if not sep or not job_id:
+        return None
+    try:
+        created = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return created, job_id
+
+
+def expired_jobs(
+    engine: Engine, now: datetime, failed_before: datetime, limit: int = 100
+) -> list[str]:
+    """Finished jobs whose retention time has passed; also jobs whose upload broke off (an
+    error and no recorded status) created before `failed_before`."""
+    broke_off = and_(
+        jobs.c.expires_at.is_(None),
+        jobs.c.error.is_not(None),
+        jobs.c.created_at <= failed_before,
+    )
+    with engine.connect() as connection:
+        return list(
+            connection.scalars(
+                select(jobs.c.id)
+                .where(or_(jobs.c.expires_at <= now, broke_off))
+                .order_by(jobs.c.created_at)
+                .limit(limit)
+            )
+        )
+
+
+def remove_job(connection: Connection, job_id: str) -> None:
+    connection.execute(delete(jobs).where(jobs.c.id == job_id))

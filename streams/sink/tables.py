@@ -7,6 +7,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Index,
     Integer,
     MetaData,
     SmallInteger,
@@ -51,6 +52,12 @@ jobs = Table(
     Column("split_completed_at", DateTime(timezone=True)),
     Column("error", Text),
     Column("stopped", String(16), doc="cancelled | stopped (stopOnError): skip what is left"),
+    # kept in step by the progress agent, for listings and retention
+    Column("status", String(16), doc="queued | active | completed | failed | cancelled"),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),
+    Index("sluice_jobs_listing", "tenant", "created_at", "id"),
+    Index("sluice_jobs_expiry", "expires_at"),
 )
 
 # The ledger of applied chunks: written in the chunk's own transaction, so a redelivered chunk
@@ -73,6 +80,28 @@ chunks = Table(
     Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Every record's outcome, written in its chunk's transaction (streams/sink/results.py).
+results = Table(
+    "sluice_results",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("row_no", BigInteger, primary_key=True, doc="the record number in the upload"),
+    Column("outcome", String(8), nullable=False, doc="created | updated | skipped | failed"),
+    Column("entity_id", BigInteger),
+    Column("field", String(64)),
+    Column("reason", Text),
+    Column("original", Text, doc="a failed record's fields, JSON"),
+    # pages of failed or skipped records read few rows, not the whole job
+    Index(
+        "sluice_results_not_successful",
+        "job_id",
+        "outcome",
+        "row_no",
+        postgresql_where=text("outcome IN ('skipped', 'failed')"),
+        sqlite_where=text("outcome IN ('skipped', 'failed')"),
+    ),
+)
+
 # Dead letters already published again, so a second replay of the same ones is a no-op.
 dead_letter_replays = Table(
     "sluice_dead_letter_replays",
@@ -84,7 +113,7 @@ dead_letter_replays = Table(
 
 
 def _add_missing_columns(engine: Engine) -> None:
-    """The one kind of migration Sluice needs so far: new nullable columns."""
+    """The one kind of migration Sluice needs so far: new nullable columns, new indexes."""
     inspector = inspect(engine)
     with engine.begin() as connection:
         for table in metadata.sorted_tables:
@@ -95,6 +124,8 @@ def _add_missing_columns(engine: Engine) -> None:
                     connection.execute(
                         text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
                     )
+            for index in table.indexes:
+                index.create(connection, checkfirst=True)
 
 
 def create_tables(engine: Engine) -> None:

@@ -11,7 +11,6 @@ twice in one statement.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, select, text
 from sqlalchemy.dialects import sqlite
 
+from streams.sink.copy import ESCAPES, NULL, copy_lines
 from streams.sink.tables import users
 
 
@@ -37,18 +37,14 @@ class UserRow(Protocol):
 
 _STAGE = "sluice_stage_users"
 _COLUMNS = "email, name, country, age, signup_ts"
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-_NULL = "\\N"
 
 
 def _copy_line(r: UserRow) -> str:
     """One row in COPY's text format (runs once per record: no generic per-value dispatch)."""
-    esc = _COPY_ESCAPES
-    country = _NULL if r.country is None else r.country.translate(esc)
-    age = _NULL if r.age is None else str(r.age)
-    signup = _NULL if r.signup_ts is None else r.signup_ts.isoformat()
+    esc = ESCAPES
+    country = NULL if r.country is None else r.country.translate(esc)
+    age = NULL if r.age is None else str(r.age)
+    signup = NULL if r.signup_ts is None else r.signup_ts.isoformat()
     return f"{r.email.translate(esc)}\t{r.name.translate(esc)}\t{country}\t{age}\t{signup}\n"
 
 
@@ -61,42 +57,38 @@ def _stage(connection: Connection, rows: Sequence[UserRow]) -> None:
             "country text, age smallint, signup_ts timestamptz) ON COMMIT DELETE ROWS"
         )
     )
-    lines = "".join([_copy_line(r) for r in rows])
-    dbapi = connection.connection.dbapi_connection
-    assert dbapi is not None
-    cursor: Any = dbapi.cursor()  # psycopg2's, which has copy_expert
-    try:
-        cursor.copy_expert(f"COPY {_STAGE} ({_COLUMNS}) FROM STDIN", io.StringIO(lines))
-    finally:
-        cursor.close()
+    copy_lines(connection, f"{_STAGE} ({_COLUMNS})", "".join([_copy_line(r) for r in rows]))
 
 
-def insert_new(connection: Connection, rows: Sequence[UserRow], job_id: str) -> set[str]:
-    """Insert rows whose email is not in the table yet; returns the emails inserted."""
+def insert_new(connection: Connection, rows: Sequence[UserRow], job_id: str) -> dict[str, int]:
+    """Insert rows whose email is not in the table yet; returns the ids of those inserted."""
     if not rows:
-        return set()
+        return {}
     if connection.dialect.name == "postgresql":
         _stage(connection, rows)
         result = connection.execute(
             text(
                 f"INSERT INTO users ({_COLUMNS}, batch_job_id) "
                 f"SELECT {_COLUMNS}, :job FROM {_STAGE} ORDER BY email "
-                "ON CONFLICT (email) DO NOTHING RETURNING email"
+                "ON CONFLICT (email) DO NOTHING RETURNING email, id"
             ),
             {"job": job_id},
         )
-        return {row[0] for row in result}
-    existing = _existing(connection, [r.email for r in rows])
+        return {email: user_id for email, user_id in result}
+    existing = ids_of(connection, [r.email for r in rows])
     fresh = [_values(r, job_id) for r in rows if r.email not in existing]
     if fresh:
         connection.execute(sqlite.insert(users).on_conflict_do_nothing(), fresh)
-    return {v["email"] for v in fresh}
+    return ids_of(connection, [v["email"] for v in fresh])
 
 
-def upsert(connection: Connection, rows: Sequence[UserRow], job_id: str) -> set[str]:
-    """Insert or replace every row; returns the emails that were new (the rest were updated)."""
+def upsert(
+    connection: Connection, rows: Sequence[UserRow], job_id: str
+) -> tuple[dict[str, int], set[str]]:
+    """Insert or replace every row; returns every row's id, and the emails that were new (the
+    rest were updated)."""
     if not rows:
-        return set()
+        return {}, set()
     if connection.dialect.name == "postgresql":
         _stage(connection, rows)
         result = connection.execute(
@@ -106,12 +98,17 @@ def upsert(connection: Connection, rows: Sequence[UserRow], job_id: str) -> set[
                 "ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name, "
                 "country = EXCLUDED.country, age = EXCLUDED.age, "
                 "signup_ts = EXCLUDED.signup_ts, batch_job_id = EXCLUDED.batch_job_id, "
-                "updated_at = now() RETURNING email, (xmax = 0) AS inserted"
+                "updated_at = now() RETURNING email, id, (xmax = 0) AS inserted"
             ),
             {"job": job_id},
         )
-        return {row[0] for row in result if row[1]}
-    existing = _existing(connection, [r.email for r in rows])
+        ids, inserted = {}, set()
+        for email, user_id, new in result:
+            ids[email] = user_id
+            if new:
+                inserted.add(email)
+        return ids, inserted
+    existing = ids_of(connection, [r.email for r in rows])
     statement = sqlite.insert(users)
     statement = statement.on_conflict_do_update(
         index_elements=[users.c.email],
@@ -125,11 +122,19 @@ def upsert(connection: Connection, rows: Sequence[UserRow], job_id: str) -> set[
         },
     )
     connection.execute(statement, [_values(r, job_id) for r in rows])
-    return {r.email for r in rows if r.email not in existing}
+    return ids_of(connection, [r.email for r in rows]), {
+        r.email for r in rows if r.email not in existing
+    }
 
 
-def _existing(connection: Connection, emails: list[str]) -> set[str]:
-    return set(connection.scalars(select(users.c.email).where(users.c.email.in_(emails))))
+def ids_of(connection: Connection, emails: Sequence[str]) -> dict[str, int]:
+    """The ids of those of `emails` that are in the table."""
+    if not emails:
+        return {}
+    found = connection.execute(
+        select(users.c.email, users.c.id).where(users.c.email.in_(list(emails)))
+    )
+    return {email: user_id for email, user_id in found}
 
 
 def _values(row: UserRow, job_id: str) -> dict[str, Any]:
@@ -146,4 +151,4 @@ def _values(row: UserRow, job_id: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["insert_new", "upsert"]
+__all__ = ["ids_of", "insert_new", "upsert"]

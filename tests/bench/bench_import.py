@@ -48,10 +48,9 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from streams.devbroker import free_port, start_dev_broker
 from streams.jobtypes.user_rules import User, validate_user
 from streams.sink.tables import create_tables
+from tests.bench.common import REPO, BenchFailure, run_bench
 from tests.support.postgres import session_database
 
-REPO = Path(__file__).resolve().parents[2]
-RESULTS_DIR = REPO / "bench-results"
 COLUMNS = ("email", "name", "country", "age", "signup_ts")
 
 # The issue's targets.
@@ -87,10 +86,6 @@ INVALID_KINDS = (
     ("signup_ts", "yesterday"),
     ("signup_ts", "2024-13-01T00:00:00"),
 )
-
-
-class BenchFailure(Exception):
-    """An error or an incorrect result: the run exits non-zero."""
 
 
 # -- the input ---------------------------------------------------------------------------------
@@ -220,6 +215,35 @@ def users_fingerprint(engine: Engine) -> tuple[int, str]:
             )
         ).one()
     return int(count), str(digest)
+
+
+def measure_results_cost(engine: Engine, chunk_size: int) -> tuple[int, float]:
+    """(outcome rows Sluice stored, seconds to write them again the way a chunk does: one COPY
+    of `chunk_size` rows per transaction into a table with the same keys and index)."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SELECT count(*) FROM sluice_results")
+        stored = int(cursor.fetchone()[0])
+        cursor.execute("CREATE TABLE results_again (LIKE sluice_results INCLUDING ALL)")
+        dump = io.StringIO()
+        cursor.copy_expert("COPY sluice_results TO STDOUT", dump)
+        raw.commit()
+        lines = dump.getvalue().splitlines(keepends=True)
+        del dump
+        started = time.perf_counter()
+        for start in range(0, len(lines), chunk_size):
+            cursor.copy_expert(
+                "COPY results_again FROM STDIN",
+                io.StringIO("".join(lines[start : start + chunk_size])),
+            )
+            raw.commit()
+        seconds = time.perf_counter() - started
+        cursor.execute("DROP TABLE results_again")
+        raw.commit()
+        return stored, seconds
+    finally:
+        raw.close()
 
 
 # -- a. COPY -----------------------------------------------------------------------------------
@@ -554,6 +578,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             check_job(sluice.job, generated)
             with engine_for(url) as engine:
                 sluice_count, sluice_digest = users_fingerprint(engine)
+                print("d. what keeping every record's outcome costs ...", flush=True)
+                outcome_rows, results_seconds = measure_results_cost(engine, args.chunk_size)
+        if outcome_rows != args.rows:
+            raise BenchFailure(f"Sluice kept {outcome_rows} record outcomes for {args.rows} rows")
         if sluice_count != generated.distinct:
             raise BenchFailure(
                 f"Sluice stored {sluice_count} users; the file has {generated.distinct} distinct "
@@ -611,6 +639,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "seconds": round(loader.seconds, 3),
                 "recordsPerSecond": round(loader_rate),
             },
+            "resultsWrite": {
+                "seconds": round(results_seconds, 3),
+                "recordsPerSecond": round(rate(rows, results_seconds)),
+                "shareOfSluiceTime": round(results_seconds / sluice.seconds, 4),
+            },
             "sluice": {
                 "seconds": round(sluice.seconds, 3),
                 "recordsPerSecond": round(sluice_rate),
@@ -649,6 +682,9 @@ def report(results: dict[str, Any]) -> str:
         f"Sluice / validating loader: {r['sluiceToValidatingLoader']:.2f}×",
         f"upload answered 202 after {m['sluice']['acceptedAfterSeconds']:.2f} s; "
         f"worker peak RSS (with its writer processes) {m['sluice']['workerPeakRssMb']:.0f} MB",
+        f"keeping every record's outcome: {m['resultsWrite']['seconds']:.2f} s of COPY "
+        f"({m['resultsWrite']['recordsPerSecond']:,} records/s), "
+        f"{100 * m['resultsWrite']['shareOfSluiceTime']:.1f}% of Sluice's end-to-end time",
         "",
         "targets:",
     ]
@@ -680,28 +716,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _interrupt(signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # clean up on SIGTERM as on Ctrl-C
-    try:
-        results = run(args)
-    except KeyboardInterrupt:
-        print("\ninterrupted; everything started was stopped and removed", file=sys.stderr)
-        return 130
-    except BenchFailure as exc:
-        print(f"\nFAILED: {exc}", file=sys.stderr)
-        return 1
-    print(report(results))
-    RESULTS_DIR.mkdir(exist_ok=True)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = RESULTS_DIR / f"import-{stamp}.json"
-    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print(f"\nfigures written to {path.relative_to(REPO)}")
-    return 0
+    return run_bench("import", parse_args(argv), run, report)
 
 
 if __name__ == "__main__":

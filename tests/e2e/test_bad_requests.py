@@ -62,9 +62,9 @@ def test_bad_requests_are_refused_without_creating_a_job(stack: Stack, db: Engin
     assert "not a known option" in error["message"]
 
     # an unknown job type, and none at all
-    error = refused(post(worker, "type=user-export", CSV, "text/csv"), 400)
+    error = refused(post(worker, "type=user-delete", CSV, "text/csv"), 400)
     assert error["field"] == "type"
-    assert "'user-export'" in error["message"] and "user-import" in error["message"]
+    assert "'user-delete'" in error["message"] and "user-import" in error["message"]
     error = refused(post(worker, "", CSV, "text/csv"), 400)
     assert error["field"] == "type"
 

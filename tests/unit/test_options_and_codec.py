@@ -220,7 +220,7 @@ def test_a_truncated_chunk_is_poison() -> None:
 
 def test_a_progress_event_given_as_a_chunk_is_poison() -> None:
     frame = events.split_failed("job-1", "boom")
-    assert codec().schema_id_of(frame) == 103
+    assert codec().schema_id_of(frame) == 105
     with pytest.raises(PoisonMessage, match=r"is a sluice\.ProgressEvent, expected sluice\.Chunk"):
         decode_chunk(frame)
 

@@ -239,6 +239,7 @@ def test_status_view_fields_and_percentage() -> None:
             "updated": 2,
             "deadLettered": 0,
             "deadLetteredChunks": 0,
+            "lastReplayAt": None,
             "unknownColumns": ["extra"],
             "errors": errors,
         },
@@ -366,15 +367,17 @@ def test_a_replay_reopens_a_completed_job_until_the_chunk_outcome_arrives() -> N
 
     reopened = apply_event(state, "j", 10, "sluice.ReplayRequested", REPLAY)
     assert status_of(reopened) == "active" and reopened["completedAt"] is None
-    # the same request twice (two replays racing, or a redelivery) changes nothing
-    assert apply_event(reopened, "j", 11, "sluice.ReplayRequested", REPLAY) is reopened
+    assert reopened["lastReplayAt"] == 10
+    # the same request twice (a redelivery) changes nothing
+    assert apply_event(reopened, "j", 10, "sluice.ReplayRequested", REPLAY) is reopened
 
     done = apply_event(reopened, "j", 12, "sluice.ChunkOutcome", _second_chunk(False))
     assert status_of(done) == "completed" and done["completedAt"] == 12
     assert (done["successful"], done["failed"], done["deadLettered"]) == (20, 0, 0)
     assert done["errors"] == []  # the dead-lettering's sample rows are gone with it
-    # a replay request for a chunk no longer parked is ignored
-    assert apply_event(done, "j", 13, "sluice.ReplayRequested", REPLAY) is done
+    # a replay request for a chunk no longer parked reopens nothing
+    late = apply_event(done, "j", 13, "sluice.ReplayRequested", REPLAY)
+    assert status_of(late) == "completed" and late["successful"] == 20
 
 
 def test_a_replayed_chunk_dead_lettered_again_ends_the_job_again_with_the_same_counts() -> None:

@@ -1,0 +1,176 @@
+"""HTTP routes for what a job left behind: per-record results, failed records as a file, errors
+grouped, and the job listing. All of it is in the database: any worker answers."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from api.errors import answers_errors
+from streams.app import Sluice
+from streams.exceptions import RequestError
+from streams.jobtypes import JOB_TYPES
+from streams.sink import jobs as job_registry
+from streams.sink import results
+
+MAX_PAGE = 1000
+TENANT_HEADER = "X-Sluice-Tenant"
+STATUSES = ("queued", "active", "completed", "failed", "cancelled")
+ERROR_COLUMNS = ("error_row", "error_field", "error_reason")
+
+
+def _limit(value: str | None, default: int = 100) -> int:
+    if value is None:
+        return default
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE:
+        raise RequestError(f"limit must be an integer from 1 to {MAX_PAGE}", field="limit")
+    return int(value)
+
+
+def _choice(value: str | None, field: str, allowed: tuple[str, ...]) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in allowed:
+        raise RequestError(f"{field} must be one of {', '.join(allowed)}", field=field)
+    return value
+
+
+def columns_of(job_type: str) -> list[str]:
+    """The columns of a failed-records file: the job type's (others were ignored anyway)."""
+    return list(JOB_TYPES[job_type].columns) if job_type in JOB_TYPES else []
+
+
+class ResultsApi:
+    def __init__(self, sluice: Sluice, prefix: str):
+        self.sluice = sluice
+        self.prefix = prefix
+
+    def routes(self) -> list[web.RouteDef]:
+        jobs = f"{self.prefix}/jobs"
+        return [
+            web.get(jobs, self.list_jobs),
+            web.get(f"{jobs}/{{job_id}}/results", self.results),
+            web.get(f"{jobs}/{{job_id}}/results.csv", self.failed_csv),
+            web.get(f"{jobs}/{{job_id}}/results.ndjson", self.failed_ndjson),
+            web.get(f"{jobs}/{{job_id}}/errors", self.errors),
+        ]
+
+    async def _run(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+    async def _job(self, request: web.Request) -> job_registry.JobRecord:
+        job_id = request.match_info["job_id"]
+        job = await self._run(job_registry.get_job, self.sluice.engine, job_id)
+        if job is None:
+            raise RequestError(f"no job {job_id!r}", status=404)
+        return job
+
+    @answers_errors
+    async def list_jobs(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+        cursor = None
+        if query.get("cursor"):
+            cursor = job_registry.parse_cursor(query["cursor"])
+            if cursor is None:
+                raise RequestError("cursor is not one this API gave", field="cursor")
+        job_type = query.get("type") or None
+        if job_type is not None and job_type not in JOB_TYPES:
+            raise RequestError(f"unknown job type {job_type!r}", field="type")
+        page = await self._run(
+            lambda: job_registry.list_jobs(
+                self.sluice.engine,
+                request.headers.get(TENANT_HEADER, "default"),
+                status=_choice(query.get("status"), "status", STATUSES),
+                job_type=job_type,
+                limit=_limit(query.get("limit")),
+                cursor=cursor,
+            )
+        )
+        return web.json_response({"items": page.items, "nextCursor": page.next_cursor})
+
+    @answers_errors
+    async def results(self, request: web.Request) -> web.StreamResponse:
+        job = await self._job(request)
+        query = request.query
+        status = _choice(query.get("status"), "status", tuple(results.STATUS_OUTCOMES))
+        after = 0
+        if query.get("cursor"):
+            if not (query["cursor"].isascii() and query["cursor"].isdigit()):
+                raise RequestError("cursor is not one this API gave", field="cursor")
+            after = int(query["cursor"])
+        page = await self._run(
+            results.page, self.sluice.engine, job.id, status, after, _limit(query.get("limit"))
+        )
+        next_cursor = None if page.next_after is None else str(page.next_after)
+        return web.json_response({"items": page.items, "nextCursor": next_cursor})
+
+    @answers_errors
+    async def errors(self, request: web.Request) -> web.StreamResponse:
+        job = await self._job(request)
+        groups = await self._run(results.error_groups, self.sluice.engine, job.id)
+        return web.json_response({"jobId": job.id, "groups": groups})
+
+    @answers_errors
+    async def failed_csv(self, request: web.Request) -> web.StreamResponse:
+        return await self._failed_file(request, "csv")
+
+    @answers_errors
+    async def failed_ndjson(self, request: web.Request) -> web.StreamResponse:
+        return await self._failed_file(request, "ndjson")
+
+    async def _failed_file(self, request: web.Request, kind: str) -> web.StreamResponse:
+        """The failed records with their original fields and why they failed, streamed, ready
+        to fix and submit again."""
+        job = await self._job(request)
+        if (request.query.get("status") or "failed") != "failed":
+            raise RequestError(
+                "only failed records keep their original fields: use status=failed",
+                field="status",
+            )
+        columns = columns_of(job.type)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8"
+                if kind == "csv"
+                else "application/x-ndjson",
+                "Content-Disposition": f'attachment; filename="{job.id}-failed.{kind}"',
+            }
+        )
+        await response.prepare(request)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        if kind == "csv":
+            writer.writerow([*columns, *ERROR_COLUMNS])
+        batches = results.failed_batches(self.sluice.engine, job.id)
+        while (batch := await self._run(next, batches, None)) is not None:
+            for row in batch:
+                original = json.loads(row.original) if row.original else {}
+                if kind == "csv":
+                    cells = [_cell(original.get(c)) for c in columns]
+                    writer.writerow([*cells, row.row_no, row.field or "", row.reason or ""])
+                else:
+                    line = {
+                        **original,
+                        "error_row": row.row_no,
+                        "error_field": row.field,
+                        "error_reason": row.reason,
+                    }
+                    buffer.write(json.dumps(line, ensure_ascii=False) + "\n")
+            await response.write(buffer.getvalue().encode())
+            buffer.seek(0)
+            buffer.truncate()
+        await response.write(buffer.getvalue().encode())
+        await response.write_eof()
+        return response
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)

@@ -1,0 +1,124 @@
+"""Job results: once every chunk of a job whose type has a result is counted, make the result.
+
+The progress agent calls `JobFinisher.consider` after folding each event. When a job awaits its
+result (streams.progress.awaits_result), `JobType.finish` runs in a thread (an export's file is
+assembled off the event loop) and its result, or after `MAX_ATTEMPTS` failures its error, goes to
+the progress topic as `ResultReady` with the counts it was made from; folding it completes (or
+fails) the job. A worker that dies before that leaves the job awaiting its result in the table:
+the next owner of its progress partition finds it after recovery and makes it again
+(`finish` is idempotent; a second `ResultReady` for the same counts changes nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from streams import events, topics
+from streams.app import Sluice
+from streams.failures import backoff_delay
+from streams.jobtypes import JOB_TYPES
+from streams.jobtypes.base import JobType
+from streams.progress import State, awaits_result, result_basis
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+RESCAN_INTERVAL = 2.0
+RESCANS = 3  # timer ticks that look for waiting jobs after an assignment or a recovery
+
+
+class JobFinisher:
+    def __init__(self, sluice: Sluice):
+        self.sluice = sluice
+        self.running: set[str] = set()
+        self._rescans = RESCANS
+
+    def consider(self, job_id: str, state: State | None) -> None:
+        """Start making the job's result if it awaits one and none is being made here."""
+        if job_id in self.running or not awaits_result(state):
+            return
+        assert state is not None
+        job_type = JOB_TYPES.get(state["type"])
+        if job_type is None or not job_type.has_result:
+            return
+        self.running.add(job_id)
+        self.sluice.state.results_in_flight += 1
+        basis = result_basis(state)
+        self.sluice.app.add_future(self._finish(job_type, job_id, dict(state["options"]), basis))
+
+    async def _finish(
+        self, job_type: JobType, job_id: str, options: dict[str, Any], basis: str
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            failures = 0
+            while True:
+                try:
+                    started = time.perf_counter()
+                    result = await loop.run_in_executor(
+                        None, job_type.finish, self.sluice.engine, job_id, options
+                    )
+                    event = events.result_ready(job_id, basis, result=result)
+                    log.info("job %s: result made in %.2f s", job_id, time.perf_counter() - started)
+                except Exception as exc:
+                    failures += 1
+                    if failures < MAX_ATTEMPTS:
+                        log.warning("job %s: making its result failed (%s); retrying", job_id, exc)
+                        await asyncio.sleep(backoff_delay(failures))
+                        continue
+                    log.exception("job %s: no result after %d attempts", job_id, failures)
+                    event = events.result_ready(job_id, basis, error=f"{type(exc).__name__}: {exc}")
+                try:
+                    delivery = await self.sluice.progress_topic.send(key=job_id, value=event)
+                    await delivery
+                    return
+                except Exception as exc:  # the broker: keep the result, try to publish again
+                    log.warning("job %s: result not published (%s); retrying", job_id, exc)
+                    await asyncio.sleep(backoff_delay(MAX_ATTEMPTS))
+        finally:
+            self.running.discard(job_id)
+            self.sluice.state.results_in_flight -= 1
+            self.sluice.state.touch()
+
+    def rescan_soon(self) -> None:
+        self._rescans = RESCANS
+
+    def rescan(self) -> None:
+        """Jobs of this worker's progress partitions still awaiting their result (their last
+        outcome was folded by a worker that stopped before publishing the result)."""
+        app = self.sluice.app
+        if self._rescans <= 0 or app.rebalancing or app.in_recovery:
+            return
+        self._rescans -= 1
+        own = str(app.conf.canonical_url).rstrip("/")
+        for job_id, state in list(self.sluice.progress_table.items()):
+            if job_id in self.running or not awaits_result(state):
+                continue
+            try:
+                owner = app.router.key_store(topics.PROGRESS_TABLE, job_id)
+            except KeyError:
+                continue
+            if str(owner).rstrip("/") == own:
+                self.consider(job_id, state)
+
+
+def attach(sluice: Sluice) -> JobFinisher:
+    """The finisher the progress agent calls, with its look-out for jobs left waiting."""
+    finisher = JobFinisher(sluice)
+
+    @sluice.app.timer(RESCAN_INTERVAL)
+    async def finish_waiting_jobs() -> None:
+        finisher.rescan()
+
+    async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        finisher.rescan_soon()
+
+    async def on_recovered() -> None:
+        finisher.rescan_soon()
+
+    sluice.app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+    sluice.progress_table.on_recover(on_recovered)
+    return finisher
