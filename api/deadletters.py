@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from datetime import datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from api.errors import answers_errors
@@ -12,9 +16,12 @@ from streams.app import Sluice
 from streams.deadletter.listing import MAX_PAGE, list_dead_letters, show_dead_letter
 from streams.deadletter.reader import Filters, parse_since
 from streams.deadletter.replay import replay
+from streams.events import now_ms
 from streams.exceptions import RequestError
 
 MAX_RATE = 10_000.0
+MAX_JOBS_WAITED = 100
+REOPEN_WAIT_SECONDS = 10.0
 REPLAY_FIELDS = {"job", "error", "since", "dryRun", "rate"}
 
 
@@ -33,6 +40,10 @@ def filters_of(job: Any, error: Any, since: Any) -> Filters:
         error=_text(error, "error"),
         since_ms=None if since_text is None else parse_since(since_text),
     )
+
+
+def _ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def _flag(value: str | None, field: str) -> bool:
@@ -78,13 +89,13 @@ class DeadLetterApi:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.get(f"{self.prefix}/dlq", self.list),
+            web.get(f"{self.prefix}/dlq", self.list_letters),
             web.post(f"{self.prefix}/dlq/replay", self.replay),
             web.get(f"{self.prefix}/dlq/{{dead_letter_id}}", self.show),
         ]
 
     @answers_errors
-    async def list(self, request: web.Request) -> web.StreamResponse:
+    async def list_letters(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         page = await list_dead_letters(
             self.sluice,
@@ -110,5 +121,30 @@ class DeadLetterApi:
         except json.JSONDecodeError as exc:
             raise RequestError(f"the body is not JSON: {exc}") from None
         filters, dry_run, rate = _replay_request(body)
+        started_ms = now_ms()
         report = await replay(self.sluice, filters, dry_run=dry_run, rate=rate)
+        if report.replayed and not dry_run:
+            await self._wait_until_jobs_read_it(list(report.jobs)[:MAX_JOBS_WAITED], started_ms)
         return web.json_response(report.view())
+
+    async def _wait_until_jobs_read_it(self, job_ids: list[str], since_ms: int) -> None:
+        """Answer once each job's status has taken the replay in (it reads `active`, or has
+        already ended again): a client polling for the end must not see the old ending."""
+        base = str(self.sluice.app.conf.canonical_url).rstrip("/")
+        deadline = time.monotonic() + REOPEN_WAIT_SECONDS
+        timeout = aiohttp.ClientTimeout(total=REOPEN_WAIT_SECONDS)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            for job_id in job_ids:
+                while time.monotonic() < deadline:
+                    try:
+                        async with session.get(f"{base}{self.prefix}/jobs/{job_id}") as answer:
+                            if answer.status == 404:
+                                break  # a job no status knows (an upstream chunk's)
+                            if answer.status == 200:
+                                view = await answer.json()
+                                seen = view["summary"].get("lastReplayAt")
+                                if seen and _ms(seen) >= since_ms:
+                                    break
+                    except aiohttp.ClientError:
+                        pass
+                    await asyncio.sleep(0.05)
