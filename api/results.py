@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from api.errors import answers_errors
+from api.tenants import tenant_of
 from streams.app import Sluice
 from streams.exceptions import RequestError
 from streams.jobtypes import JOB_TYPES
@@ -20,7 +21,6 @@ from streams.sink import jobs as job_registry
 from streams.sink import results
 
 MAX_PAGE = 1000
-TENANT_HEADER = "X-Sluice-Tenant"
 STATUSES = ("queued", "active", "completed", "failed", "cancelled")
 ERROR_COLUMNS = ("error_row", "error_field", "error_reason")
 
@@ -85,7 +85,7 @@ class ResultsApi:
         page = await self._run(
             lambda: job_registry.list_jobs(
                 self.sluice.engine,
-                request.headers.get(TENANT_HEADER, "default"),
+                tenant_of(request),
                 status=_choice(query.get("status"), "status", STATUSES),
                 job_type=job_type,
                 limit=_limit(query.get("limit")),

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from api.tenants import tenant_of
 from streams.app import Sluice
 from streams.exceptions import RequestError
 from streams.jobtypes import JOB_TYPES, get_job_type
@@ -67,6 +68,7 @@ async def submit_stream(
     options: Mapping[str, Any],
     parser: CsvParser | NdjsonParser,
     blocks: AsyncIterator[bytes],
+    tenant: str,
 ) -> Accepted:
     """Parse and split an upload while it arrives; the job exists once its columns are known."""
     _check_takes_upload(job_type)
@@ -81,7 +83,7 @@ async def submit_stream(
             if parser.columns is None:
                 return
             check_columns(job_type, parser.columns)
-            submission = JobSubmission(sluice, job_type, options)
+            submission = JobSubmission(sluice, job_type, options, tenant)
             await submission.open()
             submission.note_columns(parser.columns)
             if per_record_columns:
@@ -103,7 +105,7 @@ async def submit_stream(
             if parser.columns is None:
                 raise UploadError("the upload is empty")
             check_columns(job_type, parser.columns)
-            submission = JobSubmission(sluice, job_type, options)
+            submission = JobSubmission(sluice, job_type, options, tenant)
             await submission.open()
         return await submission.close()
     except BaseException as exc:
@@ -131,7 +133,9 @@ async def _part_blocks(part: BodyPartReader) -> AsyncIterator[bytes]:
 async def submit_raw(sluice: Sluice, request: web.Request) -> Accepted:
     job_type, options = _job_type_and_options(request.query)
     parser = parser_for(request.headers.get("Content-Type", ""))
-    return await submit_stream(sluice, job_type, options, parser, _body_blocks(request))
+    return await submit_stream(
+        sluice, job_type, options, parser, _body_blocks(request), tenant_of(request)
+    )
 
 
 async def submit_multipart(sluice: Sluice, request: web.Request) -> Accepted:
@@ -153,7 +157,9 @@ async def submit_multipart(sluice: Sluice, request: web.Request) -> Accepted:
             raise RequestError("send exactly one file part")
         job_type, options = _job_type_and_options(fields)
         parser = parser_for(_part_content_type(part))
-        accepted = await submit_stream(sluice, job_type, options, parser, _part_blocks(part))
+        accepted = await submit_stream(
+            sluice, job_type, options, parser, _part_blocks(part), tenant_of(request)
+        )
     if accepted is None:
         raise RequestError("the form has no file part (send the upload as a field named 'file')")
     return accepted
@@ -199,13 +205,15 @@ async def submit_inline(sluice: Sluice, request: web.Request) -> Accepted:
                 f"job type {generating.name!r} takes no 'data': it reads its records itself",
                 field="data",
             )
-        return await submit_generated(sluice, generating, generating.parse_options(options))
+        return await submit_generated(
+            sluice, generating, generating.parse_options(options), tenant_of(request)
+        )
     if not isinstance(data, list) or not data:
         raise RequestError("'data' must be a non-empty JSON array of records", field="data")
     job_type, parsed_options = _job_type_and_options({**options, "type": payload.get("type")})
     first = next((item for item in data if isinstance(item, dict)), {})
     check_columns(job_type, first)
-    submission = JobSubmission(sluice, job_type, parsed_options)
+    submission = JobSubmission(sluice, job_type, parsed_options, tenant_of(request))
     await submission.open()
     submission.describe_records(json_values=True)
     try:

@@ -432,6 +432,21 @@ def test_job_listing(stack: Stack) -> None:
     status, answer = _listing(worker, "", **{"X-Sluice-Tenant": "default"})
     assert [i["jobId"] for i in answer["items"]] == newest_first
 
+    # a job submitted for another tenant is listed for that tenant only
+    code, theirs = http(
+        "POST",
+        f"{worker.url}/api/batch/jobs?type=user-import",
+        b"email,name\r\nacme@example.com,A\r\n",
+        {"Content-Type": "text/csv", "X-Sluice-Tenant": "acme"},
+    )
+    assert code == 202, theirs
+    status, answer = _listing(worker, "", **{"X-Sluice-Tenant": "acme"})
+    assert [i["jobId"] for i in answer["items"]] == [theirs["jobId"]]
+    status, answer = _listing(worker, "")
+    assert [i["jobId"] for i in answer["items"]] == newest_first
+    status, answer = _listing(worker, "", **{"X-Sluice-Tenant": "no spaces"})
+    assert status == 400 and answer["error"]["field"] == "X-Sluice-Tenant", answer
+
     for query, field in (
         ("type=nope", "type"),
         ("status=done", "status"),
