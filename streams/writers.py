@@ -10,6 +10,9 @@ is `spawn`: forking a process that runs Faust's consumer thread is not safe.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -105,6 +108,22 @@ def _init(database_url: str) -> None:
     from streams.worker import tune_gc
 
     tune_gc()
+    _exit_with_parent()
+
+
+def _exit_with_parent(interval: float = 1.0) -> None:
+    """A writer whose worker was killed (SIGKILL, OOM) would wait for work forever, holding a
+    database connection: the pool's queues never see end-of-file, as every writer holds their
+    ends too. So each writer leaves as soon as it is orphaned."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def chunk_keys(chunk: Chunk) -> frozenset[str]:

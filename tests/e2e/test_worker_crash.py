@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 
@@ -30,6 +31,9 @@ def test_kill_one_of_two_workers_mid_job(stack: Stack, db: Engine) -> None:
             break
         time.sleep(0.05)
     assert 0 < processed < 50_000, processed
+    assert first.process is not None
+    writers = _children(first.process.pid)
+    assert writers or not LINUX, "the worker has writer processes"
     killed_at = time.monotonic()
     first.kill()
 
@@ -45,3 +49,26 @@ def test_kill_one_of_two_workers_mid_job(stack: Stack, db: Engine) -> None:
             {"j": job},
         ).one()
     assert (chunks, records) == (accepted["totalChunks"], 50_000)
+    # the killed worker's writer processes did not stay behind holding database connections
+    orphans = [pid for pid in writers if Path(f"/proc/{pid}").exists()]
+    assert not orphans, orphans
+
+
+LINUX = Path("/proc/self/stat").exists()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc; elsewhere none are found)."""
+    found: list[int] = []
+    if not LINUX:
+        return found
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # the field after the parenthesised command name is the state, then the parent pid
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
