@@ -1,0 +1,124 @@
+"""The `sluice` command's side of the HTTP API: requests, following a job, downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def api_url() -> str:
+    default_port = os.environ.get("SLUICE_API_PORT", "8000")
+    return os.environ.get("SLUICE_API_URL", f"http://127.0.0.1:{default_port}").rstrip("/")
+
+
+# -- client -----------------------------------------------------------------------------------
+
+
+def request(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float | None = 600,
+) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        payload = error.read()
+        try:
+            return error.code, json.loads(payload)
+        except ValueError:
+            return error.code, {"error": {"message": payload.decode(errors="replace")}}
+
+
+def follow(base: str, job_id: str, interval: float = 0.5) -> int:
+    """A live progress bar until the job ends; then the summary. Exit 0 only if completed."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, unit="rec", unit_scale=True, desc=job_id[:8], file=sys.stderr)
+    view: dict[str, Any] = {}
+    try:
+        while True:
+            status, view = request("GET", f"{base}/api/batch/jobs/{job_id}")
+            if status == 200:
+                progress = view["progress"]
+                if progress["total"] is not None and bar.total != progress["total"]:
+                    bar.total = progress["total"]
+                bar.n = progress["processed"]
+                bar.set_postfix(
+                    status=view["status"], failed=progress["failed"], skipped=progress["skipped"]
+                )
+                bar.refresh()
+                if view["status"] in TERMINAL:
+                    break
+            time.sleep(interval)
+    finally:
+        bar.close()
+    print(
+        json.dumps(
+            {
+                "status": view["status"],
+                "progress": view["progress"],
+                "summary": view["summary"],
+                "error": view["error"],
+            },
+            indent=2,
+        )
+    )
+    return 0 if view["status"] == "completed" else 1
+
+
+def wait_finished(base: str, job_id: str, interval: float = 0.5) -> int:
+    while True:
+        status, view = request("GET", f"{base}/api/batch/jobs/{job_id}")
+        if status == 200 and view["status"] in TERMINAL:
+            if view["status"] != "completed":
+                print(f"job {job_id} {view['status']}: {view['error']}", file=sys.stderr)
+            return 0 if view["status"] == "completed" else 1
+        time.sleep(interval)
+
+
+def download(url: str, path: Path, result: dict[str, Any]) -> int:
+    """Stream the file to `path` (a temporary name, renamed once its SHA-256 matches)."""
+    temp = path.with_name(f".{path.name}.part")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=600) as answer, temp.open("wb") as out:
+            while block := answer.read(1 << 16):
+                out.write(block)
+                digest.update(block)
+                size += len(block)
+    except urllib.error.HTTPError as error:
+        temp.unlink(missing_ok=True)
+        print(
+            f"download failed ({error.code}): {error.read().decode(errors='replace')}",
+            file=sys.stderr,
+        )
+        return 1
+    if (size, digest.hexdigest()) != (result["bytes"], result["sha256"]):
+        temp.unlink(missing_ok=True)
+        print(
+            f"download corrupt: {size} bytes, sha256 {digest.hexdigest()}; expected "
+            f"{result['bytes']} bytes, sha256 {result['sha256']}",
+            file=sys.stderr,
+        )
+        return 1
+    os.replace(temp, path)
+    print(
+        f"wrote {path}: {result['recordCount']:,} records, {size:,} bytes, "
+        f"sha256 {result['sha256']}",
+        file=sys.stderr,
+    )
+    return 0
