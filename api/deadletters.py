@@ -12,8 +12,9 @@ import aiohttp
 from aiohttp import web
 
 from api.errors import answers_errors
+from api.queries import page_limit
 from streams.app import Sluice
-from streams.deadletter.listing import MAX_PAGE, list_dead_letters, show_dead_letter
+from streams.deadletter.listing import list_dead_letters, show_dead_letter
 from streams.deadletter.reader import Filters, parse_since
 from streams.deadletter.replay import replay
 from streams.events import now_ms
@@ -52,14 +53,6 @@ def _flag(value: str | None, field: str) -> bool:
     if value in ("true", "1"):
         return True
     raise RequestError(f"{field} must be true or false", field=field)
-
-
-def _limit(value: str | None) -> int:
-    if value is None:
-        return 100
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
-        raise RequestError(f"limit must be an integer from 1 to {MAX_PAGE}", field="limit")
-    return int(value)
 
 
 def _replay_request(body: Any) -> tuple[Filters, bool, float | None]:
@@ -101,7 +94,7 @@ class DeadLetterApi:
             self.sluice,
             filters_of(query.get("job"), query.get("error"), query.get("since")),
             cursor=query.get("cursor") or None,
-            limit=_limit(query.get("limit")),
+            limit=page_limit(query.get("limit")),
             include_replayed=_flag(query.get("all"), "all"),
         )
         return web.json_response({"items": page.items, "nextCursor": page.next_cursor})

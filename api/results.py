@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from api.errors import answers_errors
+from api.queries import page_limit
 from api.tenants import tenant_of
 from streams.app import Sluice
 from streams.exceptions import RequestError
@@ -20,17 +21,8 @@ from streams.jobtypes import JOB_TYPES
 from streams.sink import jobs as job_registry
 from streams.sink import results
 
-MAX_PAGE = 1000
 STATUSES = ("queued", "active", "completed", "failed", "cancelled")
 ERROR_COLUMNS = ("error_row", "error_field", "error_reason")
-
-
-def _limit(value: str | None, default: int = 100) -> int:
-    if value is None:
-        return default
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE:
-        raise RequestError(f"limit must be an integer from 1 to {MAX_PAGE}", field="limit")
-    return int(value)
 
 
 def _choice(value: str | None, field: str, allowed: tuple[str, ...]) -> str | None:
@@ -88,7 +80,7 @@ class ResultsApi:
                 tenant_of(request),
                 status=_choice(query.get("status"), "status", STATUSES),
                 job_type=job_type,
-                limit=_limit(query.get("limit")),
+                limit=page_limit(query.get("limit")),
                 cursor=cursor,
             )
         )
@@ -105,7 +97,7 @@ class ResultsApi:
                 raise RequestError("cursor is not one this API gave", field="cursor")
             after = int(query["cursor"])
         page = await self._run(
-            results.page, self.sluice.engine, job.id, status, after, _limit(query.get("limit"))
+            results.page, self.sluice.engine, job.id, status, after, page_limit(query.get("limit"))
         )
         next_cursor = None if page.next_after is None else str(page.next_after)
         return web.json_response({"items": page.items, "nextCursor": next_cursor})

@@ -14,8 +14,6 @@ from streams.exceptions import RequestError
 from streams.kafka.end_offsets import probe_options_of
 from streams.sink.replays import replayed_at
 
-MAX_PAGE = 1000
-
 
 def reader_of(sluice: Sluice) -> DeadLetterReader:
     return DeadLetterReader(probe_options_of(sluice.app.consumer), MAX_MESSAGE_BYTES)
