@@ -28,19 +28,21 @@ def _csv(emails: list[str], prefix: str) -> bytes:
     return ("\n".join(rows) + "\n").encode()
 
 
-def _fail_first_two_attempts(db: Engine) -> None:
-    """A real transient failure: serialization_failure (40001) on the first two attempts of
-    the chunk writing `first …` names. Sequences are not rolled back, so the count survives."""
+def _fail_first_attempts(db: Engine, attempts: int, seconds: float = 0.0) -> None:
+    """A real transient failure: serialization_failure (40001), after `seconds`, on the first
+    `attempts` attempts of the chunk writing `first …` names. Sequences are not rolled back, so
+    the count survives the failed transactions."""
     with db.begin() as connection:
         # unqualified names resolve in the test's schema (the fixtures' search_path)
         connection.execute(text("CREATE SEQUENCE fail_count"))
         connection.execute(
             text(
-                """
-                CREATE FUNCTION fail_first_two() RETURNS trigger LANGUAGE plpgsql AS $$
+                f"""
+                CREATE FUNCTION fail_first() RETURNS trigger LANGUAGE plpgsql AS $$
                 BEGIN
                     IF NEW.name LIKE 'first %' THEN
-                        IF nextval('fail_count') <= 2 THEN
+                        IF nextval('fail_count') <= {attempts} THEN
+                            PERFORM pg_sleep({seconds});
                             RAISE EXCEPTION 'injected failure' USING ERRCODE = '40001';
                         END IF;
                     END IF;
@@ -51,15 +53,15 @@ def _fail_first_two_attempts(db: Engine) -> None:
         )
         connection.execute(
             text(
-                "CREATE TRIGGER fail_first_two BEFORE INSERT OR UPDATE ON users "
-                "FOR EACH ROW EXECUTE FUNCTION fail_first_two()"
+                "CREATE TRIGGER fail_first BEFORE INSERT OR UPDATE ON users "
+                "FOR EACH ROW EXECUTE FUNCTION fail_first()"
             )
         )
 
 
 def test_retried_chunk_keeps_per_key_order(stack: Stack, db: Engine) -> None:
     worker = stack.worker(None).wait_ready()  # creates `users` in the test's schema
-    _fail_first_two_attempts(db)
+    _fail_first_attempts(db, attempts=2)
     emails = _emails(stack)
 
     first = stack.submit_csv(worker, _csv(emails, "first"), updateDuplicates="true")
@@ -90,40 +92,12 @@ def test_retried_chunk_keeps_per_key_order(stack: Stack, db: Engine) -> None:
     assert worker.metric("sluice_chunks_total", 'result="retried"') == 2
 
 
-def _fail_slowly(db: Engine, attempts: int, seconds: float) -> None:
-    """The chunk writing `first …` names fails its first `attempts` attempts, each after
-    `seconds`, so it stays parked long enough for later chunks to be seen passing it."""
-    with db.begin() as connection:
-        connection.execute(text("CREATE SEQUENCE slow_fail_count"))
-        connection.execute(
-            text(
-                f"""
-                CREATE FUNCTION fail_slowly() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                    IF NEW.name LIKE 'first %' THEN
-                        IF nextval('slow_fail_count') <= {attempts} THEN
-                            PERFORM pg_sleep({seconds});
-                            RAISE EXCEPTION 'injected failure' USING ERRCODE = '40001';
-                        END IF;
-                    END IF;
-                    RETURN NEW;
-                END $$
-                """
-            )
-        )
-        connection.execute(
-            text(
-                "CREATE TRIGGER fail_slowly BEFORE INSERT OR UPDATE ON users "
-                "FOR EACH ROW EXECUTE FUNCTION fail_slowly()"
-            )
-        )
-
-
 def test_a_parked_chunk_holds_back_only_the_chunks_sharing_its_keys(
     stack: Stack, db: Engine
 ) -> None:
     worker = stack.worker(None).wait_ready()
-    _fail_slowly(db, attempts=3, seconds=0.3)
+    # slow failures keep it parked long enough to see later chunks pass it
+    _fail_first_attempts(db, attempts=3, seconds=0.3)
     emails = _emails(stack)  # all on partition 0: one chunk per job, in submission order
     shared, other = emails[:25], emails[25:]
 
