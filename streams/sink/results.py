@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg2
 from sqlalchemy import Connection, Engine, delete, func, select
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from streams.jobtypes.base import RecordOutcome
@@ -92,11 +92,7 @@ def record_dead_lettered(engine: Engine, job_id: str, rows: Sequence[int], reaso
     ]
     if not values:
         return
-    dialect: Any = sqlite
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        dialect = postgresql
+    dialect: Any = postgresql if engine.dialect.name == "postgresql" else sqlite
     with engine.begin() as connection:
         connection.execute(dialect.insert(results).on_conflict_do_nothing(), values)
 

@@ -310,6 +310,23 @@ def test_a_replayed_dead_letter_replaces_its_counts_once() -> None:
     assert apply_event(replayed, "j", 6, "sluice.ChunkOutcome", outcome(True, 0, 10)) is replayed
 
 
+def _chunk(seq: int, dead: bool, errors: list[dict] | None = None) -> dict:
+    """The outcome of chunk `seq` (10 records, partition 0): applied, or dead-lettered."""
+    return {
+        "chunkIndex": seq,
+        "partition": 0,
+        "partitionSeq": seq,
+        "records": 10,
+        "successful": 0 if dead else 10,
+        "failed": 10 if dead else 0,
+        "skipped": 0,
+        "created": 0 if dead else 10,
+        "updated": 0,
+        "deadLettered": dead,
+        "errors": errors or [],
+    }
+
+
 def _dead_lettered_job() -> dict:
     state = apply_event(
         None,
@@ -318,46 +335,16 @@ def _dead_lettered_job() -> dict:
         "sluice.SplitCompleted",
         {"totalRecords": 20, "totalChunks": 2, "unknownColumns": []},
     )
-    for seq, dead in ((0, False), (1, True)):
-        body = {
-            "chunkIndex": seq,
-            "partition": 0,
-            "partitionSeq": seq,
-            "records": 10,
-            "successful": 0 if dead else 10,
-            "failed": 10 if dead else 0,
-            "skipped": 0,
-            "created": 0 if dead else 10,
-            "updated": 0,
-            "deadLettered": dead,
-            "errors": [
-                {"row": 11 + i, "field": None, "reason": "chunk dead-lettered: X"}
-                for i in range(10)
-            ]
-            if dead
-            else [],
-        }
-        state = apply_event(state, "j", 2 + seq, "sluice.ChunkOutcome", body)
-    return state
+    state = apply_event(state, "j", 2, "sluice.ChunkOutcome", _chunk(0, False))
+    sample = [{"row": 11 + i, "field": None, "reason": "chunk dead-lettered: X"} for i in range(10)]
+    return apply_event(state, "j", 3, "sluice.ChunkOutcome", _chunk(1, True, sample))
 
 
 REPLAY = {"chunkIndex": 1, "partition": 0, "partitionSeq": 1, "deadLetter": "t.dlq:0:0"}
 
 
 def _second_chunk(dead: bool) -> dict:
-    return {
-        "chunkIndex": 1,
-        "partition": 0,
-        "partitionSeq": 1,
-        "records": 10,
-        "successful": 0 if dead else 10,
-        "failed": 10 if dead else 0,
-        "skipped": 0,
-        "created": 0 if dead else 10,
-        "updated": 0,
-        "deadLettered": dead,
-        "errors": [],
-    }
+    return _chunk(1, dead)
 
 
 def test_a_replay_reopens_a_completed_job_until_the_chunk_outcome_arrives() -> None:
