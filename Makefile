@@ -5,7 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test bench lint format typecheck check clean
+.PHONY: help install run test test-unit bench lint format typecheck check clean
+
+# Test processes in parallel: e2e tests mostly wait (group joins, idle checks), so more than
+# the cores; each has its own broker, and every test its own schema and app id.
+TEST_WORKERS ?= 4
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,8 +27,11 @@ install: $(STAMP) ## create .venv and install Sluice with its development tools
 run: $(STAMP) ## run Sluice: dev broker (unless KAFKA_BOOTSTRAP_SERVERS), SQLite file (unless DATABASE_URL), a worker serving the API
 	$(BIN)/sluice run
 
-test: $(STAMP) ## run the test suite (starts its own broker; PostgreSQL from DATABASE_URL, the local server, or a throwaway one)
-	$(BIN)/python -m pytest
+test: $(STAMP) ## run the whole suite in parallel (starts its own brokers; PostgreSQL from DATABASE_URL, the local server, or a throwaway one)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
+
+test-unit: $(STAMP) ## run the unit tests only (seconds: no broker, no database)
+	$(BIN)/python -m pytest -m unit
 
 bench: $(STAMP) ## import 1,000,000 users end to end, then export them in each format; compare with COPY
 	$(BIN)/python -m tests.bench.bench_import

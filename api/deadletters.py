@@ -5,20 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
+from api import paths
 from api.errors import answers_errors
+from api.owners import OwnerRouting
 from api.queries import page_limit
-from streams.app import Sluice
+from api.views import dead_letter_details, dead_letter_view, replay_view
+from streams.clock import now_ms
 from streams.deadletter.listing import list_dead_letters, show_dead_letter
 from streams.deadletter.reader import Filters, parse_since
 from streams.deadletter.replay import replay
-from streams.events import now_ms
 from streams.exceptions import RequestError
+from streams.runtime import Runtime
 
 MAX_RATE = 10_000.0
 MAX_JOBS_WAITED = 100
@@ -41,10 +42,6 @@ def filters_of(job: Any, error: Any, since: Any) -> Filters:
         error=_text(error, "error"),
         since_ms=None if since_text is None else parse_since(since_text),
     )
-
-
-def _ms(iso: str) -> int:
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def _flag(value: str | None, field: str) -> bool:
@@ -76,36 +73,42 @@ def _replay_request(body: Any) -> tuple[Filters, bool, float | None]:
 
 
 class DeadLetterApi:
-    def __init__(self, sluice: Sluice, prefix: str):
-        self.sluice = sluice
-        self.prefix = prefix
+    def __init__(self, runtime: Runtime, owners: OwnerRouting):
+        self.runtime = runtime
+        self.owners = owners
 
     def routes(self) -> list[web.RouteDef]:
+        dlq = f"{paths.API_PREFIX}/dlq"
         return [
-            web.get(f"{self.prefix}/dlq", self.list_letters),
-            web.post(f"{self.prefix}/dlq/replay", self.replay),
-            web.get(f"{self.prefix}/dlq/{{dead_letter_id}}", self.show),
+            web.get(dlq, self.list_letters),
+            web.post(f"{dlq}/replay", self.replay),
+            web.get(f"{dlq}/{{dead_letter_id}}", self.show),
         ]
 
     @answers_errors
     async def list_letters(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         page = await list_dead_letters(
-            self.sluice,
+            self.runtime,
             filters_of(query.get("job"), query.get("error"), query.get("since")),
             cursor=query.get("cursor") or None,
             limit=page_limit(query.get("limit")),
             include_replayed=_flag(query.get("all"), "all"),
         )
-        return web.json_response({"items": page.items, "nextCursor": page.next_cursor})
+        now = now_ms()
+        items = [dead_letter_view(letter, now, replayed) for letter, replayed in page.letters]
+        return web.json_response({"items": items, "nextCursor": page.next_cursor})
 
     @answers_errors
     async def show(self, request: web.Request) -> web.StreamResponse:
         dead_letter_id = request.match_info["dead_letter_id"]
-        found = await show_dead_letter(self.sluice, dead_letter_id)
+        found = await show_dead_letter(self.runtime, dead_letter_id)
         if found is None:
             raise RequestError(f"no dead letter {dead_letter_id!r}", status=404)
-        return web.json_response(found)
+        letter, replayed = found
+        return web.json_response(
+            {**dead_letter_view(letter, now_ms(), replayed), **dead_letter_details(letter)}
+        )
 
     @answers_errors
     async def replay(self, request: web.Request) -> web.StreamResponse:
@@ -115,29 +118,17 @@ class DeadLetterApi:
             raise RequestError(f"the body is not JSON: {exc}") from None
         filters, dry_run, rate = _replay_request(body)
         started_ms = now_ms()
-        report = await replay(self.sluice, filters, dry_run=dry_run, rate=rate)
+        report = await replay(self.runtime, filters, dry_run=dry_run, rate=rate)
         if report.replayed and not dry_run:
             await self._wait_until_jobs_read_it(list(report.jobs)[:MAX_JOBS_WAITED], started_ms)
-        return web.json_response(report.view())
+        return web.json_response(replay_view(report))
 
     async def _wait_until_jobs_read_it(self, job_ids: list[str], since_ms: int) -> None:
         """Answer once each job's status has taken the replay in (it reads `active`, or has
         already ended again): a client polling for the end must not see the old ending."""
-        base = str(self.sluice.app.conf.canonical_url).rstrip("/")
         deadline = time.monotonic() + REOPEN_WAIT_SECONDS
-        timeout = aiohttp.ClientTimeout(total=REOPEN_WAIT_SECONDS)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            for job_id in job_ids:
-                while time.monotonic() < deadline:
-                    try:
-                        async with session.get(f"{base}{self.prefix}/jobs/{job_id}") as answer:
-                            if answer.status == 404:
-                                break  # a job no status knows (an upstream chunk's)
-                            if answer.status == 200:
-                                view = await answer.json()
-                                seen = view["summary"].get("lastReplayAt")
-                                if seen and _ms(seen) >= since_ms:
-                                    break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.05)
+        for job_id in job_ids:
+            while time.monotonic() < deadline:
+                if await self.owners.replay_seen(job_id, since_ms):
+                    break
+                await asyncio.sleep(0.05)

@@ -6,24 +6,24 @@ import time
 
 from aiohttp import web
 
+from api import paths
 from api.errors import answers_errors, error_response
-from streams.app import Sluice
 from streams.exports import signing
 from streams.exports.storage import LocalStorage, valid_file_name, valid_job_id
+from streams.runtime import Runtime
 
 
 class ExportApi:
-    def __init__(self, sluice: Sluice, prefix: str):
-        self.sluice = sluice
-        self.prefix = prefix
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get(f"{self.prefix}/exports/{{job_id}}/{{filename}}", self.download)]
+        return [web.get(f"{paths.EXPORTS}/{{job_id}}/{{filename}}", self.download)]
 
     @answers_errors
     async def download(self, request: web.Request) -> web.StreamResponse:
         job_id, name = request.match_info["job_id"], request.match_info["filename"]
-        settings = self.sluice.settings
+        settings = self.runtime.settings
         signing.check(
             signing.signing_key(settings),
             job_id,

@@ -12,12 +12,14 @@ from typing import Any
 
 from aiohttp import web
 
+from api import paths
 from api.errors import answers_errors
 from api.queries import page_limit
 from api.tenants import tenant_of
-from streams.app import Sluice
+from api.views import error_group, job_cursor, job_item, parse_job_cursor, result_item
 from streams.exceptions import RequestError
 from streams.jobtypes import JOB_TYPES
+from streams.runtime import Runtime
 from streams.sink import jobs as job_registry
 from streams.sink import results
 
@@ -39,12 +41,11 @@ def columns_of(job_type: str) -> list[str]:
 
 
 class ResultsApi:
-    def __init__(self, sluice: Sluice, prefix: str):
-        self.sluice = sluice
-        self.prefix = prefix
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
 
     def routes(self) -> list[web.RouteDef]:
-        jobs = f"{self.prefix}/jobs"
+        jobs = f"{paths.API_PREFIX}/jobs"
         return [
             web.get(jobs, self.list_jobs),
             web.get(f"{jobs}/{{job_id}}/results", self.results),
@@ -58,7 +59,7 @@ class ResultsApi:
 
     async def _job(self, request: web.Request) -> job_registry.JobRecord:
         job_id = request.match_info["job_id"]
-        job = await self._run(job_registry.get_job, self.sluice.engine, job_id)
+        job = await self._run(job_registry.get_job, self.runtime.engine, job_id)
         if job is None:
             raise RequestError(f"no job {job_id!r}", status=404)
         return job
@@ -66,25 +67,28 @@ class ResultsApi:
     @answers_errors
     async def list_jobs(self, request: web.Request) -> web.StreamResponse:
         query = request.query
-        cursor = None
+        after = None
         if query.get("cursor"):
-            cursor = job_registry.parse_cursor(query["cursor"])
-            if cursor is None:
+            after = parse_job_cursor(query["cursor"])
+            if after is None:
                 raise RequestError("cursor is not one this API gave", field="cursor")
         job_type = query.get("type") or None
         if job_type is not None and job_type not in JOB_TYPES:
             raise RequestError(f"unknown job type {job_type!r}", field="type")
         page = await self._run(
             lambda: job_registry.list_jobs(
-                self.sluice.engine,
+                self.runtime.engine,
                 tenant_of(request),
                 status=_choice(query.get("status"), "status", STATUSES),
                 job_type=job_type,
                 limit=page_limit(query.get("limit")),
-                cursor=cursor,
+                after=after,
             )
         )
-        return web.json_response({"items": page.items, "nextCursor": page.next_cursor})
+        next_cursor = job_cursor(page.jobs[-1]) if page.more else None
+        return web.json_response(
+            {"items": [job_item(job) for job in page.jobs], "nextCursor": next_cursor}
+        )
 
     @answers_errors
     async def results(self, request: web.Request) -> web.StreamResponse:
@@ -97,16 +101,17 @@ class ResultsApi:
                 raise RequestError("cursor is not one this API gave", field="cursor")
             after = int(query["cursor"])
         page = await self._run(
-            results.page, self.sluice.engine, job.id, status, after, page_limit(query.get("limit"))
+            results.page, self.runtime.engine, job.id, status, after, page_limit(query.get("limit"))
         )
         next_cursor = None if page.next_after is None else str(page.next_after)
-        return web.json_response({"items": page.items, "nextCursor": next_cursor})
+        items = [result_item(row) for row in page.rows]
+        return web.json_response({"items": items, "nextCursor": next_cursor})
 
     @answers_errors
     async def errors(self, request: web.Request) -> web.StreamResponse:
         job = await self._job(request)
-        groups = await self._run(results.error_groups, self.sluice.engine, job.id)
-        return web.json_response({"jobId": job.id, "groups": groups})
+        groups = await self._run(results.error_groups, self.runtime.engine, job.id)
+        return web.json_response({"jobId": job.id, "groups": [error_group(g) for g in groups]})
 
     @answers_errors
     async def failed_csv(self, request: web.Request) -> web.StreamResponse:
@@ -139,7 +144,7 @@ class ResultsApi:
         writer = csv.writer(buffer, lineterminator="\r\n")
         if kind == "csv":
             writer.writerow([*columns, *ERROR_COLUMNS])
-        batches = results.failed_batches(self.sluice.engine, job.id)
+        batches = results.failed_batches(self.runtime.engine, job.id)
         while (batch := await self._run(next, batches, None)) is not None:
             for row in batch:
                 original = json.loads(row.original) if row.original else {}

@@ -17,27 +17,22 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from api.tenants import tenant_of
-from streams.app import Sluice
-from streams.exceptions import RequestError
+from streams.exceptions import RequestError, UploadError
 from streams.jobtypes import JOB_TYPES, get_job_type
 from streams.jobtypes.base import JobType
+from streams.models import ParsedRecord
 from streams.parse import (
-    CsvParser,
     NdjsonParser,
-    ParsedRecord,
-    UploadError,
+    RecordParser,
+    media_type_of_file,
     parser_for,
     records_from_json_items,
 )
+from streams.runtime import Runtime
 from streams.submit import Accepted, JobSubmission, check_columns, submit_generated
 
 BLOCK_SIZE = 64 * 1024
 MAX_FIELD_BYTES = 64 * 1024
-_FILE_TYPES = {
-    ".csv": "text/csv",
-    ".ndjson": "application/x-ndjson",
-    ".jsonl": "application/x-ndjson",
-}
 
 
 def _job_type_and_options(raw: Mapping[str, Any]) -> tuple[JobType, dict[str, Any]]:
@@ -63,10 +58,10 @@ def _generating_type(name: Any) -> JobType | None:
 
 
 async def submit_stream(
-    sluice: Sluice,
+    runtime: Runtime,
     job_type: JobType,
     options: Mapping[str, Any],
-    parser: CsvParser | NdjsonParser,
+    parser: RecordParser,
     blocks: AsyncIterator[bytes],
     tenant: str,
 ) -> Accepted:
@@ -83,7 +78,7 @@ async def submit_stream(
             if parser.columns is None:
                 return
             check_columns(job_type, parser.columns)
-            submission = JobSubmission(sluice, job_type, options, tenant)
+            submission = JobSubmission(runtime, job_type, options, tenant)
             await submission.open()
             submission.note_columns(parser.columns)
             if per_record_columns:
@@ -105,7 +100,7 @@ async def submit_stream(
             if parser.columns is None:
                 raise UploadError("the upload is empty")
             check_columns(job_type, parser.columns)
-            submission = JobSubmission(sluice, job_type, options, tenant)
+            submission = JobSubmission(runtime, job_type, options, tenant)
             await submission.open()
         return await submission.close()
     except BaseException as exc:
@@ -130,15 +125,15 @@ async def _part_blocks(part: BodyPartReader) -> AsyncIterator[bytes]:
         yield block
 
 
-async def submit_raw(sluice: Sluice, request: web.Request) -> Accepted:
+async def submit_raw(runtime: Runtime, request: web.Request) -> Accepted:
     job_type, options = _job_type_and_options(request.query)
     parser = parser_for(request.headers.get("Content-Type", ""))
     return await submit_stream(
-        sluice, job_type, options, parser, _body_blocks(request), tenant_of(request)
+        runtime, job_type, options, parser, _body_blocks(request), tenant_of(request)
     )
 
 
-async def submit_multipart(sluice: Sluice, request: web.Request) -> Accepted:
+async def submit_multipart(runtime: Runtime, request: web.Request) -> Accepted:
     fields: dict[str, Any] = dict(request.query)
     reader = await request.multipart()
     accepted: Accepted | None = None
@@ -158,7 +153,7 @@ async def submit_multipart(sluice: Sluice, request: web.Request) -> Accepted:
         job_type, options = _job_type_and_options(fields)
         parser = parser_for(_part_content_type(part))
         accepted = await submit_stream(
-            sluice, job_type, options, parser, _part_blocks(part), tenant_of(request)
+            runtime, job_type, options, parser, _part_blocks(part), tenant_of(request)
         )
     if accepted is None:
         raise RequestError("the form has no file part (send the upload as a field named 'file')")
@@ -169,18 +164,17 @@ def _part_content_type(part: BodyPartReader) -> str:
     declared = part.headers.get("Content-Type", "")
     if declared and not declared.startswith("application/octet-stream"):
         return declared
-    name = (part.filename or "").lower()
-    for suffix, content_type in _FILE_TYPES.items():
-        if name.endswith(suffix):
-            return content_type
+    by_name = media_type_of_file(part.filename or "")
+    if by_name is not None:
+        return by_name
     raise UploadError(
         "cannot tell the file's format: give the part a Content-Type of text/csv or "
         "application/x-ndjson, or a .csv / .ndjson file name"
     )
 
 
-async def submit_inline(sluice: Sluice, request: web.Request) -> Accepted:
-    limit = sluice.settings.max_inline_bytes
+async def submit_inline(runtime: Runtime, request: web.Request) -> Accepted:
+    limit = runtime.settings.max_inline_bytes
     body = await request.content.read(limit + 1)
     if len(body) > limit:
         raise RequestError(
@@ -206,14 +200,14 @@ async def submit_inline(sluice: Sluice, request: web.Request) -> Accepted:
                 field="data",
             )
         return await submit_generated(
-            sluice, generating, generating.parse_options(options), tenant_of(request)
+            runtime, generating, generating.parse_options(options), tenant_of(request)
         )
     if not isinstance(data, list) or not data:
         raise RequestError("'data' must be a non-empty JSON array of records", field="data")
     job_type, parsed_options = _job_type_and_options({**options, "type": payload.get("type")})
     first = next((item for item in data if isinstance(item, dict)), {})
     check_columns(job_type, first)
-    submission = JobSubmission(sluice, job_type, parsed_options, tenant_of(request))
+    submission = JobSubmission(runtime, job_type, parsed_options, tenant_of(request))
     await submission.open()
     submission.describe_records(json_values=True)
     try:

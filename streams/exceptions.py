@@ -4,7 +4,7 @@ SluiceError
 ├── ConfigError            a setting is missing or malformed: the process refuses to start
 ├── RequestError           a batch request is wrong: HTTP 4xx naming the problem
 │   ├── OptionError        an option is unknown or out of range (carries the field)
-│   └── UploadError        the upload as a whole cannot be read (see streams.parse)
+│   └── UploadError        the upload as a whole cannot be read (streams/parse/)
 ├── BrokerUnavailable      Kafka did not acknowledge in time: HTTP 503 with Retry-After
 └── ChunkError             processing one chunk failed; the subclass carries the decision
     ├── PoisonMessage      cannot be decoded or names an unknown type: dead-letter at once
@@ -39,6 +39,10 @@ class OptionError(RequestError):
 
     def __init__(self, field: str, reason: str):
         super().__init__(f"option {field!r} {reason}", field=field)
+
+
+class UploadError(RequestError):
+    """The upload as a whole cannot be read; the message tells a person what to fix."""
 
 
 class BrokerUnavailable(SluiceError):

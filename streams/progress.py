@@ -6,13 +6,12 @@ the state remembers which chunks it has counted: per partition, the next expecte
 `partitionSeq` plus the few seen out of order. A partition's chunks are processed in order, so
 this stays a handful of integers per partition however large the job is. Dead-lettered chunks
 are also kept by key with their counts, so the outcome of a replayed chunk replaces theirs
-exactly once.
+exactly once. The API shapes a state into a job's status (api/views.py).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 ERROR_SAMPLE_SIZE = 10
@@ -216,65 +215,3 @@ def status_of(state: State | None) -> str:
     if state["chunksDone"] > 0:
         return "active"
     return "queued"
-
-
-def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
-def _stop_message(status: str, state: State) -> str | None:
-    if status == "failed" and state["options"].get("stopOnError"):
-        return "stopped at the first failed record (stopOnError); the rest was skipped"
-    if status == "cancelled":
-        return "cancelled; records not applied before the cancellation were skipped"
-    return None
-
-
-def status_view(job_id: str, job_type: str, state: State | None, total: int | None) -> dict:
-    """The answer of GET /api/batch/jobs/{id}."""
-    s = state or new_state(job_id)
-    status = status_of(state)
-    total_records = s["totalRecords"] if s["totalRecords"] is not None else total
-    processed = s["records"]
-    if total_records:
-        percentage = round(100.0 * processed / total_records, 2)
-    else:
-        percentage = 100.0 if status == "completed" else 0.0
-    view = {
-        "jobId": job_id,
-        "type": s["type"] or job_type,
-        "status": status,
-        "progress": {
-            "percentage": percentage,
-            "processed": processed,
-            "total": total_records,
-            "successful": s["successful"],
-            "failed": s["failed"],
-            "skipped": s["skipped"],
-            "currentChunk": s["chunksDone"],
-            "totalChunks": s["totalChunks"],
-        },
-        "startedAt": _iso(s["startedAt"]),
-        "completedAt": _iso(s["completedAt"]),
-        "error": s["error"] or _stop_message(status, s) or _result_error(status, s),
-        "summary": {
-            "created": s["created"],
-            "updated": s["updated"],
-            "deadLettered": s["deadLettered"],
-            "deadLetteredChunks": len(s.get("deadLetters", {})),
-            "lastReplayAt": _iso(s.get("lastReplayAt")),
-            "unknownColumns": s["unknownColumns"],
-            "errors": sorted(s["errors"], key=lambda e: e["row"]),
-        },
-    }
-    if s.get("awaitsResult"):
-        view["result"] = s["result"] if status == "completed" else None
-    return view
-
-
-def _result_error(status: str, state: State) -> str | None:
-    if status == "failed" and state.get("resultError"):
-        return f"no result: {state['resultError']}"
-    return None

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, delete
 
 from streams.config import Settings
-from streams.events import job_removed
 from streams.exports import remove_expired_exports, remove_job_exports
 from streams.sink import jobs as job_registry
 from streams.sink import results
 from streams.sink.tables import chunks, dead_letter_replays
-
-if TYPE_CHECKING:
-    from streams.app import Sluice
+from streams.wire.events import job_removed
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +34,6 @@ def expires_at(settings: Settings, status: str, completed_at: datetime | None) -
     if status in ("completed", "cancelled"):
         return completed_at + timedelta(seconds=settings.retain_completed_seconds)
     return None
-
-
-def from_ms(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def remove_job(engine: Engine, job_id: str) -> None:
@@ -72,8 +65,8 @@ def remove_expired(engine: Engine, settings: Settings, now: datetime) -> list[st
         log.info("retention removed %d expired job(s)", len(batch))
 
 
-async def announce_removed(sluice: Sluice, job_ids: Iterable[str], reason: str) -> None:
+async def announce_removed(progress_topic: Any, job_ids: Iterable[str], reason: str) -> None:
     """Tell the progress agent (on the worker owning each job) to drop the jobs' state."""
     for job_id in job_ids:
-        delivery = await sluice.progress_topic.send(key=job_id, value=job_removed(job_id, reason))
+        delivery = await progress_topic.send(key=job_id, value=job_removed(job_id, reason))
         await delivery

@@ -12,9 +12,9 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from streams.chunks import raw_record
-from streams.jobtypes.base import Chunk, JobType
-from streams.parse import ParsedRecord
+from streams.jobtypes.base import JobType
+from streams.models import Chunk, ParsedRecord
+from streams.wire.chunks import raw_record
 
 
 def partition_for(key: str, partitions: int) -> int:

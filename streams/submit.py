@@ -17,15 +17,16 @@ from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from streams import events
-from streams.app import Sluice
-from streams.chunks import chunk_header, encode_chunk
+from streams.clock import now_ms
 from streams.exceptions import BrokerUnavailable, RequestError
 from streams.jobtypes.base import JobType
 from streams.metrics import metrics
-from streams.parse import ParsedRecord
+from streams.models import ParsedRecord
+from streams.runtime import Runtime
 from streams.sink import jobs as job_registry
 from streams.split import ChunkCutter
+from streams.wire import events
+from streams.wire.chunks import chunk_header, encode_chunk
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +67,19 @@ class JobSubmission:
 
     def __init__(
         self,
-        sluice: Sluice,
+        runtime: Runtime,
         job_type: JobType,
         options: Mapping[str, Any],
         tenant: str = DEFAULT_TENANT,
     ):
-        self.sluice = sluice
+        self.runtime = runtime
         self.job_type = job_type
         self.options = dict(options)
         self.tenant = tenant
         self.job_id = str(uuid.uuid4())
         self.unknown_columns: set[str] = set()
         self._in_flight: deque[Awaitable[Any]] = deque()
-        partitions = sluice.state.chunk_partitions or sluice.settings.partitions
+        partitions = runtime.state.chunk_partitions or runtime.settings.partitions
         self._cutter = ChunkCutter(
             job_id=self.job_id,
             job_type=job_type,
@@ -86,7 +87,7 @@ class JobSubmission:
             options=self.options,
             partitions=partitions,
         )
-        self._timeout = sluice.settings.submit_timeout
+        self._timeout = runtime.settings.submit_timeout
         self._open = False
 
     async def _broker(self, operation: Awaitable[T]) -> T:
@@ -101,7 +102,7 @@ class JobSubmission:
         """A progress event, sent and acknowledged within one timeout."""
 
         async def send_and_wait() -> None:
-            delivery = await self.sluice.progress_topic.send(key=self.job_id, value=value)
+            delivery = await self.runtime.progress_topic.send(key=self.job_id, value=value)
             await delivery
 
         await self._broker(send_and_wait())
@@ -121,13 +122,13 @@ class JobSubmission:
         await loop.run_in_executor(
             None,
             job_registry.insert_job,
-            self.sluice.engine,
+            self.runtime.engine,
             self.job_id,
             self.tenant,
             self.job_type.name,
             self.options,
         )
-        self.sluice.state.uploads_in_flight += 1
+        self.runtime.state.uploads_in_flight += 1
         self._open = True
 
     def describe_records(self, *, columns: Iterable[str] = (), json_values: bool) -> None:
@@ -144,13 +145,13 @@ class JobSubmission:
             chunk = self._cutter.add(record)
             if chunk is not None:
                 await self._send(chunk)
-        self.sluice.state.touch()
+        self.runtime.state.touch()
 
     async def _send(self, chunk: Any) -> None:
-        value = encode_chunk(chunk, submitted_at_ms=events.now_ms())
+        value = encode_chunk(chunk, submitted_at_ms=now_ms())
         key = f"{chunk.job_id}:{chunk.chunk_index}".encode()
         delivery = await self._broker(
-            self.sluice.chunk_topic.send(
+            self.runtime.chunk_topic.send(
                 key=key, value=value, partition=chunk.partition, headers=chunk_header(chunk)
             )
         )
@@ -175,7 +176,7 @@ class JobSubmission:
             await loop.run_in_executor(
                 None,
                 job_registry.record_split,
-                self.sluice.engine,
+                self.runtime.engine,
                 self.job_id,
                 total_records,
                 total_chunks,
@@ -192,7 +193,7 @@ class JobSubmission:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(
-                None, job_registry.record_error, self.sluice.engine, self.job_id, reason
+                None, job_registry.record_error, self.runtime.engine, self.job_id, reason
             )
             await self._publish(events.split_failed(self.job_id, reason))
         except Exception:  # the registry row already says why; the broker may be the cause
@@ -201,19 +202,19 @@ class JobSubmission:
     def _done(self) -> None:
         if self._open:
             self._open = False
-            self.sluice.state.uploads_in_flight -= 1
+            self.runtime.state.uploads_in_flight -= 1
 
 
 async def submit_generated(
-    sluice: Sluice, job_type: JobType, options: Mapping[str, Any], tenant: str = DEFAULT_TENANT
+    runtime: Runtime, job_type: JobType, options: Mapping[str, Any], tenant: str = DEFAULT_TENANT
 ) -> Accepted:
     """A job whose type makes its own records (`JobType.source`, e.g. the ids an export reads):
     no upload, the same path as one. The source is read in a thread, a batch at a time."""
-    submission = JobSubmission(sluice, job_type, options, tenant)
+    submission = JobSubmission(runtime, job_type, options, tenant)
     await submission.open()
     submission.describe_records(columns=job_type.columns, json_values=False)
     loop = asyncio.get_running_loop()
-    records = job_type.source(sluice.engine, submission.options)
+    records = job_type.source(runtime.engine, submission.options)
     try:
         row = 0
         while batch := await loop.run_in_executor(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from api.cli.deadletters import cmd_dlq_list, cmd_dlq_replay, cmd_dlq_show, parse_rate
 from api.cli.jobs import cmd_cancel, cmd_export, cmd_results, cmd_status, cmd_submit
-from api.cli.processes import cmd_config, cmd_devbroker, cmd_run, cmd_worker
+from api.http import mount
 from streams.exceptions import ConfigError
+from streams.worker.commands import add_commands
 
 DESCRIPTION = (
     "Sluice: batch jobs on Kafka. Run workers and the dev broker, submit jobs and follow them, "
@@ -20,25 +22,14 @@ DESCRIPTION = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sluice", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
+    add_commands(commands, serve=mount)  # run, worker, devbroker, config
+    _job_commands(commands)
+    _dlq_commands(commands)
+    _export_command(commands)
+    return parser
 
-    run = commands.add_parser("run", help="dev broker + a worker serving the API")
-    run.add_argument("--loglevel", default="info")
-    run.set_defaults(func=cmd_run)
 
-    worker = commands.add_parser("worker", help="a worker (consumes chunks, serves the API)")
-    worker.add_argument(
-        "--until-idle",
-        action="store_true",
-        help="drain the topics, then exit (tests, benchmarks, one-shot jobs)",
-    )
-    worker.add_argument("--port", type=int, help="HTTP port (default SLUICE_API_PORT)")
-    worker.add_argument("--loglevel", default="info")
-    worker.set_defaults(func=cmd_worker)
-
-    broker = commands.add_parser("devbroker", help="the embedded Kafka-protocol dev broker")
-    broker.add_argument("--port", type=int, default=9092)
-    broker.set_defaults(func=cmd_devbroker)
-
+def _job_commands(commands: Any) -> None:
     submit = commands.add_parser("submit", help="submit a file as a batch job")
     submit.add_argument("file")
     submit.add_argument("--type", required=True, help="job type, e.g. user-import")
@@ -70,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     results.set_defaults(func=cmd_results)
 
+
+def _dlq_commands(commands: Any) -> None:
     dlq = commands.add_parser("dlq", help="dead letters: list, show, replay")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
 
@@ -98,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_replay.add_argument("--rate", type=parse_rate, metavar="N/s", help="at most N per second")
     dlq_replay.set_defaults(func=cmd_dlq_replay)
 
+
+def _export_command(commands: Any) -> None:
     export = commands.add_parser(
         "export", help="export users to a gzip file (csv, json or ndjson), filtered"
     )
@@ -112,10 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--follow", action="store_true", help="show progress while waiting for the file"
     )
     export.set_defaults(func=cmd_export)
-
-    config = commands.add_parser("config", help="print the settings in force")
-    config.set_defaults(func=cmd_config)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,12 +13,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from streams.config import settings
+
 TERMINAL = {"completed", "failed", "cancelled"}
 
 
 def api_url() -> str:
-    default_port = os.environ.get("SLUICE_API_PORT", "8000")
-    return os.environ.get("SLUICE_API_URL", f"http://127.0.0.1:{default_port}").rstrip("/")
+    """The API the CLI talks to: SLUICE_API_URL, else this host's SLUICE_API_PORT."""
+    return settings().api_base_url
 
 
 # -- client -----------------------------------------------------------------------------------
@@ -45,8 +49,6 @@ def request(
 
 def follow(base: str, job_id: str, interval: float = 0.5) -> int:
     """A live progress bar until the job ends; then the summary. Exit 0 only if completed."""
-    from tqdm import tqdm
-
     bar = tqdm(total=None, unit="rec", unit_scale=True, desc=job_id[:8], file=sys.stderr)
     view: dict[str, Any] = {}
     try:

@@ -11,12 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from api.cli.client import api_url, download, follow, request, wait_finished
-
-CONTENT_TYPES = {
-    ".csv": "text/csv",
-    ".ndjson": "application/x-ndjson",
-    ".jsonl": "application/x-ndjson",
-}
+from streams.parse import media_type_of_file
 
 
 def _options(pairs: list[str]) -> dict[str, str]:
@@ -42,7 +37,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             "POST", f"{base}/api/batch/jobs", body, {"Content-Type": "application/json"}
         )
     else:
-        content_type = CONTENT_TYPES.get(path.suffix.lower())
+        content_type = media_type_of_file(path.name)
         if content_type is None:
             raise SystemExit(f"cannot tell the format of {path.name}: use .csv, .ndjson or .json")
         query = urllib.parse.urlencode({"type": args.type, **options})

@@ -16,12 +16,13 @@ import logging
 import time
 from typing import Any
 
-from streams import events, topics
-from streams.app import Sluice
-from streams.failures import backoff_delay
 from streams.jobtypes import JOB_TYPES
 from streams.jobtypes.base import JobType
+from streams.ownership import owns
 from streams.progress import State, awaits_result, result_basis
+from streams.retry import retrying
+from streams.runtime import Runtime
+from streams.wire import events
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,8 @@ RESCANS = 3  # timer ticks that look for waiting jobs after an assignment or a r
 
 
 class JobFinisher:
-    def __init__(self, sluice: Sluice):
-        self.sluice = sluice
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
         self.running: set[str] = set()
         self._rescans = RESCANS
 
@@ -45,43 +46,42 @@ class JobFinisher:
         if job_type is None or not job_type.has_result:
             return
         self.running.add(job_id)
-        self.sluice.state.results_in_flight += 1
+        self.runtime.state.results_in_flight += 1
         basis = result_basis(state)
-        self.sluice.app.add_future(self._finish(job_type, job_id, dict(state["options"]), basis))
+        self.runtime.app.add_future(self._finish(job_type, job_id, dict(state["options"]), basis))
 
     async def _finish(
         self, job_type: JobType, job_id: str, options: dict[str, Any], basis: str
     ) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            failures = 0
-            while True:
-                try:
-                    started = time.perf_counter()
-                    result = await loop.run_in_executor(
-                        None, job_type.finish, self.sluice.engine, job_id, options
-                    )
-                    event = events.result_ready(job_id, basis, result=result)
-                    log.info("job %s: result made in %.2f s", job_id, time.perf_counter() - started)
-                except Exception as exc:
-                    failures += 1
-                    if failures < MAX_ATTEMPTS:
-                        log.warning("job %s: making its result failed (%s); retrying", job_id, exc)
-                        await asyncio.sleep(backoff_delay(failures))
-                        continue
-                    log.exception("job %s: no result after %d attempts", job_id, failures)
-                    event = events.result_ready(job_id, basis, error=f"{type(exc).__name__}: {exc}")
-                try:
-                    delivery = await self.sluice.progress_topic.send(key=job_id, value=event)
+            event = await self._make_result(job_type, job_id, options, basis)
+            # the result is kept: publishing it is tried until the broker takes it
+            async for attempt in retrying(None, f"publishing the result of job {job_id}"):
+                with attempt:
+                    delivery = await self.runtime.progress_topic.send(key=job_id, value=event)
                     await delivery
-                    return
-                except Exception as exc:  # the broker: keep the result, try to publish again
-                    log.warning("job %s: result not published (%s); retrying", job_id, exc)
-                    await asyncio.sleep(backoff_delay(MAX_ATTEMPTS))
         finally:
             self.running.discard(job_id)
-            self.sluice.state.results_in_flight -= 1
-            self.sluice.state.touch()
+            self.runtime.state.results_in_flight -= 1
+            self.runtime.state.touch()
+
+    async def _make_result(
+        self, job_type: JobType, job_id: str, options: dict[str, Any], basis: str
+    ) -> bytes:
+        """The `ResultReady` event: the result, or after MAX_ATTEMPTS failures the error."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            async for attempt in retrying(MAX_ATTEMPTS, f"making the result of job {job_id}"):
+                with attempt:
+                    result = await loop.run_in_executor(
+                        None, job_type.finish, self.runtime.engine, job_id, options
+                    )
+        except Exception as exc:
+            log.exception("job %s: no result after %d attempts", job_id, MAX_ATTEMPTS)
+            return events.result_ready(job_id, basis, error=f"{type(exc).__name__}: {exc}")
+        log.info("job %s: result made in %.2f s", job_id, time.perf_counter() - started)
+        return events.result_ready(job_id, basis, result=result)
 
     def rescan_soon(self) -> None:
         self._rescans = RESCANS
@@ -89,27 +89,20 @@ class JobFinisher:
     def rescan(self) -> None:
         """Jobs of this worker's progress partitions still awaiting their result (their last
         outcome was folded by a worker that stopped before publishing the result)."""
-        app = self.sluice.app
+        app = self.runtime.app
         if self._rescans <= 0 or app.rebalancing or app.in_recovery:
             return
         self._rescans -= 1
-        own = str(app.conf.canonical_url).rstrip("/")
-        for job_id, state in list(self.sluice.progress_table.items()):
-            if job_id in self.running or not awaits_result(state):
-                continue
-            try:
-                owner = app.router.key_store(topics.PROGRESS_TABLE, job_id)
-            except KeyError:
-                continue
-            if str(owner).rstrip("/") == own:
+        for job_id, state in list(self.runtime.progress_table.items()):
+            if job_id not in self.running and awaits_result(state) and owns(app, job_id):
                 self.consider(job_id, state)
 
 
-def attach(sluice: Sluice) -> JobFinisher:
+def attach(runtime: Runtime) -> JobFinisher:
     """The finisher the progress agent calls, with its look-out for jobs left waiting."""
-    finisher = JobFinisher(sluice)
+    finisher = JobFinisher(runtime)
 
-    @sluice.app.timer(RESCAN_INTERVAL)
+    @runtime.app.timer(RESCAN_INTERVAL)
     async def finish_waiting_jobs() -> None:
         finisher.rescan()
 
@@ -119,6 +112,6 @@ def attach(sluice: Sluice) -> JobFinisher:
     async def on_recovered() -> None:
         finisher.rescan_soon()
 
-    sluice.app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
-    sluice.progress_table.on_recover(on_recovered)
+    runtime.app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+    runtime.progress_table.on_recover(on_recovered)
     return finisher

@@ -1,5 +1,5 @@
 """Start-up and periodic chores: declare topics, learn partition counts, measure queue depth,
-remove expired jobs."""
+remove expired jobs, and keep the commit guard in step with assignments."""
 
 from __future__ import annotations
 
@@ -9,63 +9,67 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams import retention
-from streams.app import Sluice
 from streams.metrics import metrics
+from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
 QUEUE_DEPTH_INTERVAL = 5.0
 REPAIR_INTERVAL = 1.0
 
 
-def register(sluice: Sluice) -> None:
-    app = sluice.app
+def register(runtime: Runtime) -> None:
+    _prepare_topics(runtime)
+    _measure_queue_depth(runtime)
+    _remove_expired_jobs(runtime)
+    _guard_assignments(runtime)
+    _reread_skipped_offsets(runtime)
 
-    @app.task
+
+def _prepare_topics(runtime: Runtime) -> None:
+    @runtime.app.task
     async def prepare_topics() -> None:
         # Faust declares only the topics its agents subscribe to.
-        for topic in sluice.dead_letter_topics:
+        for topic in runtime.dead_letter_topics:
             await topic.maybe_declare()
-        await sluice.chunk_topic.maybe_declare()
-        await sluice.progress_topic.maybe_declare()
+        await runtime.chunk_topic.maybe_declare()
+        await runtime.progress_topic.maybe_declare()
         # The splitter must route over the partitions the chunk topic really has (an existing
         # topic on a real cluster may differ from SLUICE_PARTITIONS); this also warms the
         # producer's metadata so the first submission does not wait for it.
-        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-        partitions = await producer.partitions_for(sluice.chunk_topic.get_topic_name())
-        sluice.state.chunk_partitions = len(partitions)
-        await producer.partitions_for(sluice.progress_topic.get_topic_name())
+        producer = runtime.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        partitions = await producer.partitions_for(runtime.chunk_topic.get_topic_name())
+        runtime.state.chunk_partitions = len(partitions)
+        await producer.partitions_for(runtime.progress_topic.get_topic_name())
         log.info("chunk topic has %d partitions", len(partitions))
 
-    @app.timer(QUEUE_DEPTH_INTERVAL)
+
+def _measure_queue_depth(runtime: Runtime) -> None:
+    @runtime.app.timer(QUEUE_DEPTH_INTERVAL)
     async def measure_queue_depth() -> None:
-        consumer: Any = app.consumer  # Faust's Consumer; its committed offsets are internal
-        depth: dict[str, int] = {
-            sluice.chunk_topic.get_topic_name(): 0,
-            sluice.progress_topic.get_topic_name(): 0,
-        }
-        for tp in consumer.assignment():
-            if tp.topic not in depth:
-                continue  # changelogs and Faust's own topics are not queues
-            highwater = consumer.highwater(tp) or 0
-            committed = consumer._committed_offset.get(tp) or 0
-            depth[tp.topic] = depth.get(tp.topic, 0) + max(highwater - committed, 0)
+        depth = dict.fromkeys(runtime.source_topics, 0)
+        for backlog in runtime.consumer.backlog(runtime.source_topics):
+            depth[backlog.tp.topic] += backlog.waiting
         for topic, waiting in depth.items():
             metrics().queue_depth.labels(topic).set(waiting)
 
-    @app.timer(sluice.settings.retention_interval)
+
+def _remove_expired_jobs(runtime: Runtime) -> None:
+    @runtime.app.timer(runtime.settings.retention_interval)
     async def remove_expired_jobs() -> None:
         # every worker runs it: removing a job twice is harmless
         loop = asyncio.get_running_loop()
         now = datetime.now(UTC)
         try:
             removed = await loop.run_in_executor(
-                None, retention.remove_expired, sluice.engine, sluice.settings, now
+                None, retention.remove_expired, runtime.engine, runtime.settings, now
             )
-            await retention.announce_removed(sluice, removed, "expired")
+            await retention.announce_removed(runtime.progress_topic, removed, "expired")
         except Exception as exc:  # the database or Kafka may be away: the next run catches up
             log.warning("retention did not run: %s", exc)
 
-    guard = sluice.commit_guard
+
+def _guard_assignments(runtime: Runtime) -> None:
+    guard = runtime.commit_guard
 
     async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         guard.forget(revoked)
@@ -73,24 +77,24 @@ def register(sluice: Sluice) -> None:
     async def learn_log_starts(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
         guarded = [tp for tp in assigned if guard.guards(tp)]
         if guarded:
-            guard.set_earliest(await app.consumer.earliest_offsets(*guarded))
+            guard.set_earliest(await runtime.consumer.earliest(guarded))
 
-    app.on_partitions_revoked.connect(forget_revoked)  # type: ignore[arg-type]
-    app.on_partitions_assigned.connect(learn_log_starts)  # type: ignore[arg-type]
+    runtime.app.on_partitions_revoked.connect(forget_revoked)  # type: ignore[arg-type]
+    runtime.app.on_partitions_assigned.connect(learn_log_starts)  # type: ignore[arg-type]
+
+
+def _reread_skipped_offsets(runtime: Runtime) -> None:
+    app, guard, consumer = runtime.app, runtime.commit_guard, runtime.consumer
 
     @app.timer(REPAIR_INTERVAL)
     async def reread_skipped_offsets() -> None:
         # see streams/kafka/commit_guard.py: offsets Faust skipped during a rebalance or stop
-        if sluice.state.busy or app.rebalancing or app.in_recovery:
+        if runtime.state.busy or app.rebalancing or app.in_recovery:
             return
-        consumer: Any = app.consumer
-        for tp in consumer.assignment():
-            if not guard.guards(tp):
-                continue
-            committed = consumer._committed_offset.get(tp)
+        for tp in consumer.assigned(guard.topics):
             position = await consumer.position(tp)
-            offset = guard.reread_from(tp, position, committed)
-            if offset is not None:
+            offset = guard.reread_from(tp, position, consumer.committed(tp))
+            if offset is not None and position is not None:
                 log.warning(
                     "%s[%d]: offsets %d..%d were read but never processed; reading them again",
                     tp.topic,

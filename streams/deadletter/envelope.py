@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from streams.codec import codec
-from streams.events import now_ms
+from streams.clock import now_ms
 from streams.topics import dead_letter_topic
+from streams.wire.codec import codec
 
 # Connection strings and secrets must not leak into headers people read.
 _URL_WITH_CREDENTIALS = re.compile(r"\b[\w+.-]+://[^\s@]+@[^\s]+")
@@ -22,7 +22,7 @@ def sanitize(message: str) -> str:
 
 def dead_letter_headers(
     *,
-    error: BaseException,
+    error: object,
     attempts: int,
     first_failure_ms: int,
     source_topic: str,
@@ -34,7 +34,7 @@ def dead_letter_headers(
     replay_of: str | None = None,
 ) -> list[tuple[str, bytes]]:
     values: dict[str, Any] = {
-        # an error reported by a writer process names the original error it carries
+        # an exception, or a classified failure naming the original error it carries
         "error-class": getattr(error, "error_class", type(error).__name__),
         "error-message": sanitize(getattr(error, "message", str(error))),
         "attempts": attempts,
@@ -63,7 +63,7 @@ def _header(message: Any, name: str) -> str | None:
 async def dead_letter(
     producer: Any,
     message: Any,
-    error: BaseException,
+    error: object,
     *,
     attempts: int = 1,
     first_failure_ms: int = 0,

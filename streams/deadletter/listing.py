@@ -5,32 +5,30 @@ from __future__ import annotations
 import asyncio
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
-from streams.app import MAX_MESSAGE_BYTES, Sluice
 from streams.deadletter.reader import DeadLetter, DeadLetterReader, Filters, Position
-from streams.events import now_ms
 from streams.exceptions import RequestError
-from streams.kafka.end_offsets import probe_options_of
+from streams.runtime import MAX_MESSAGE_BYTES, Runtime
 from streams.sink.replays import replayed_at
 
 
-def reader_of(sluice: Sluice) -> DeadLetterReader:
-    return DeadLetterReader(probe_options_of(sluice.app.consumer), MAX_MESSAGE_BYTES)
+def reader_of(runtime: Runtime) -> DeadLetterReader:
+    return DeadLetterReader(runtime.consumer.probe_options(), MAX_MESSAGE_BYTES)
 
 
-def dead_letter_topic_names(sluice: Sluice) -> list[str]:
-    return sorted(topic.get_topic_name() for topic in sluice.dead_letter_topics)
+#: a dead letter, and when it was replayed (None: never)
+Listed = tuple[DeadLetter, datetime | None]
 
 
 @dataclass(frozen=True)
 class Page:
-    items: list[dict[str, Any]]
+    letters: list[Listed]
     next_cursor: str | None
 
 
 async def list_dead_letters(
-    sluice: Sluice,
+    runtime: Runtime,
     filters: Filters,
     *,
     cursor: str | None = None,
@@ -40,28 +38,27 @@ async def list_dead_letters(
     """Up to `limit` dead letters matching `filters`, from `cursor` on; replayed ones only when
     asked for. Reads the topics in order and stops as soon as the page is full."""
     start = Position.parse(cursor, "cursor") if cursor else None
-    topics = dead_letter_topic_names(sluice)
+    topics = runtime.dead_letter_topic_names
     if start is not None and start.topic not in topics:
         raise RequestError(
             f"cursor {cursor!r} names no dead-letter topic of this app", field="cursor"
         )
     loop = asyncio.get_running_loop()
-    items: list[dict[str, Any]] = []
+    items: list[Listed] = []
     pending: list[DeadLetter] = []
     next_cursor = None
 
     async def flush() -> None:
         marks = await loop.run_in_executor(
-            None, replayed_at, sluice.engine, [letter.dedup_key for letter in pending]
+            None, replayed_at, runtime.engine, [letter.dedup_key for letter in pending]
         )
-        now = now_ms()
         for letter in pending:
             at = marks.get(letter.dedup_key)
             if at is None or include_replayed:
-                items.append(letter.view(now, at))
+                items.append((letter, at))
         pending.clear()
 
-    async with aclosing(reader_of(sluice).scan(topics, start)) as letters:
+    async with aclosing(reader_of(runtime).scan(topics, start)) as letters:
         async for letter in letters:
             if len(items) >= limit:
                 next_cursor = letter.id
@@ -74,13 +71,13 @@ async def list_dead_letters(
     return Page(items[:limit], next_cursor)
 
 
-async def show_dead_letter(sluice: Sluice, dead_letter_id: str) -> dict[str, Any] | None:
+async def show_dead_letter(runtime: Runtime, dead_letter_id: str) -> Listed | None:
     position = Position.parse(dead_letter_id)
-    if position.topic not in dead_letter_topic_names(sluice):
+    if position.topic not in runtime.dead_letter_topic_names:
         return None
-    letter = await reader_of(sluice).fetch(position)
+    letter = await reader_of(runtime).fetch(position)
     if letter is None:
         return None
     loop = asyncio.get_running_loop()
-    marks = await loop.run_in_executor(None, replayed_at, sluice.engine, [letter.dedup_key])
-    return {**letter.view(now_ms(), marks.get(letter.dedup_key)), **letter.details()}
+    marks = await loop.run_in_executor(None, replayed_at, runtime.engine, [letter.dedup_key])
+    return letter, marks.get(letter.dedup_key)

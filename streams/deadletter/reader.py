@@ -17,10 +17,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.chunks import decode_chunk
-from streams.exceptions import PoisonMessage, RequestError
+from streams.exceptions import RequestError
 from streams.kafka.end_offsets import fetch_high_watermarks
+from streams.models import Chunk
 from streams.topics import DEAD_LETTER_SUFFIX
+from streams.wire.chunks import decode_chunk
 
 HEADER_PREFIX = "sluice-"
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")
@@ -94,56 +95,9 @@ class DeadLetter:
         """Who it is, also across a broker that lost its log and counts offsets from 0 again."""
         return f"{self.id}@{self.timestamp_ms}"
 
-    def view(self, now_ms: int, replayed_at: datetime | None = None) -> dict[str, Any]:
-        source = self.source
-        return {
-            "id": self.id,
-            "jobId": self.job_id,
-            "chunkIndex": self.int_header("chunk-index"),
-            "errorClass": self.error_class,
-            "errorMessage": self.header("error-message"),
-            "attempts": self.int_header("attempts"),
-            "firstFailureAt": _iso(self.int_header("first-failure-at")),
-            "lastFailureAt": _iso(self.failed_at_ms),
-            "ageSeconds": max(0, (now_ms - self.failed_at_ms) // 1000),
-            "source": None
-            if source is None
-            else {"topic": source.topic, "partition": source.partition, "offset": source.offset},
-            "schemaId": self.int_header("schema-id"),
-            "replayOf": self.header("replay-of"),
-            "replayedAt": None if replayed_at is None else replayed_at.isoformat(),
-        }
-
-    def details(self) -> dict[str, Any]:
-        """What `dlq show` adds to the list view: every header and what the bytes hold."""
-        detail: dict[str, Any] = {
-            "headers": dict(self.headers),
-            "keyBytes": None if self.key is None else len(self.key),
-            "valueBytes": None if self.value is None else len(self.value),
-        }
-        try:
-            chunk = decode_chunk(self.value)
-        except PoisonMessage as exc:
-            detail["decodeError"] = str(exc)
-            return detail
-        rows = [record["row"] for record in chunk.records]
-        detail["chunk"] = {
-            "jobId": chunk.job_id,
-            "jobType": chunk.job_type,
-            "chunkIndex": chunk.chunk_index,
-            "partition": chunk.partition,
-            "partitionSeq": chunk.partition_seq,
-            "records": len(rows),
-            "firstRow": min(rows, default=None),
-            "lastRow": max(rows, default=None),
-        }
-        return detail
-
-
-def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+    def chunk(self) -> Chunk:
+        """The chunk its bytes hold; PoisonMessage when they hold none."""
+        return decode_chunk(self.value)
 
 
 def parse_since(text: str, now: datetime | None = None) -> int:

@@ -18,16 +18,15 @@ import time
 from collections import Counter
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
 
-from streams import events
-from streams.app import Sluice
-from streams.chunks import decode_chunk
-from streams.deadletter.listing import dead_letter_topic_names, reader_of
+from streams.deadletter.listing import reader_of
 from streams.deadletter.reader import DeadLetter, Filters
 from streams.exceptions import PoisonMessage
+from streams.runtime import Runtime
 from streams.sink.replays import record_replays, replayed_at
 from streams.topics import DEAD_LETTER_SUFFIX
+from streams.wire import events
+from streams.wire.chunks import decode_chunk
 
 REPLAY_OF_HEADER = "sluice-replay-of"
 MAX_LISTED_IDS = 100
@@ -50,17 +49,6 @@ class ReplayReport:
         if len(self.ids) < MAX_LISTED_IDS:
             self.ids.append(letter.id)
 
-    def view(self) -> dict[str, Any]:
-        return {
-            "dryRun": self.dry_run,
-            "matched": self.matched,
-            "replayed": self.replayed,
-            "alreadyReplayed": self.already_replayed,
-            "jobs": dict(self.jobs),
-            "deadLetters": self.ids,
-            "truncated": self.replayed > len(self.ids),
-        }
-
 
 class _Pace:
     """At most `rate` publications per second (None: as fast as the broker acknowledges)."""
@@ -79,7 +67,7 @@ class _Pace:
 
 
 async def replay(
-    sluice: Sluice, filters: Filters, *, dry_run: bool = False, rate: float | None = None
+    runtime: Runtime, filters: Filters, *, dry_run: bool = False, rate: float | None = None
 ) -> ReplayReport:
     report = ReplayReport(dry_run)
     pace = _Pace(rate)
@@ -88,7 +76,7 @@ async def replay(
 
     async def settle() -> None:
         marks = await loop.run_in_executor(
-            None, replayed_at, sluice.engine, [letter.dedup_key for letter in batch]
+            None, replayed_at, runtime.engine, [letter.dedup_key for letter in batch]
         )
         published: list[tuple[str, str | None]] = []
         for letter in batch:
@@ -97,13 +85,13 @@ async def replay(
                 continue
             if not dry_run:
                 await pace.wait()
-                await _publish_again(sluice, letter)
+                await _publish_again(runtime, letter)
                 published.append((letter.dedup_key, letter.job_id))
             report.add(letter)
-        await loop.run_in_executor(None, record_replays, sluice.engine, published)
+        await loop.run_in_executor(None, record_replays, runtime.engine, published)
         batch.clear()
 
-    async with aclosing(reader_of(sluice).scan(dead_letter_topic_names(sluice))) as letters:
+    async with aclosing(reader_of(runtime).scan(runtime.dead_letter_topic_names)) as letters:
         async for letter in letters:
             if not filters.matches(letter):
                 continue
@@ -115,20 +103,20 @@ async def replay(
     return report
 
 
-async def _publish_again(sluice: Sluice, letter: DeadLetter) -> None:
+async def _publish_again(runtime: Runtime, letter: DeadLetter) -> None:
     source = letter.source
     topic = source.topic if source else letter.position.topic.removesuffix(DEAD_LETTER_SUFFIX)
-    if topic == sluice.chunk_topic.get_topic_name():
+    if topic == runtime.chunk_topic.get_topic_name():
         try:
             chunk = decode_chunk(letter.value)
         except PoisonMessage:
             pass  # no job to reopen: it will be dead-lettered again unless the code changed
         else:
-            delivery = await sluice.progress_topic.send(
+            delivery = await runtime.progress_topic.send(
                 key=chunk.job_id, value=events.replay_requested(chunk, letter.id)
             )
             await delivery
-    await sluice.app.producer.send_and_wait(
+    await runtime.app.producer.send_and_wait(
         topic,
         letter.key,
         letter.value,

@@ -23,8 +23,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from streams.clock import iso
 from streams.exports import formats
-from streams.exports.signing import download_url
+from streams.exports.signing import signature
 from streams.exports.storage import ExportStorage, part_name
 from streams.sink.tables import chunks, jobs
 
@@ -120,8 +121,9 @@ def finish_export(
     url_seconds: int,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """The export's result `{recordCount, downloadUrl, expiresAt, bytes, sha256}`, assembling
-    the file unless the same ledger was assembled before."""
+    """The export's result `{recordCount, download: {file, expires, signature}, expiresAt,
+    bytes, sha256}` (the API turns `download` into a URL), assembling the file unless the same
+    ledger was assembled before."""
     ledger = read_ledger(engine, job_id)
     fingerprint = f"{fmt}:{ledger.fingerprint}"
     done = storage.read_result(job_id)
@@ -136,8 +138,12 @@ def finish_export(
     expires = int(now if now is not None else time.time()) + url_seconds
     result = {
         "recordCount": assembled.records,
-        "downloadUrl": download_url(key, job_id, assembled.name, expires),
-        "expiresAt": datetime.fromtimestamp(expires, UTC).isoformat().replace("+00:00", "Z"),
+        "download": {
+            "file": assembled.name,
+            "expires": expires,
+            "signature": signature(key, job_id, assembled.name, expires),
+        },
+        "expiresAt": iso(datetime.fromtimestamp(expires, UTC)),
         "bytes": assembled.bytes,
         "sha256": assembled.sha256,
     }

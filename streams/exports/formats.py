@@ -21,8 +21,9 @@ import gzip
 import io
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, BinaryIO
+
+from streams.clock import iso
 
 COLUMNS: tuple[str, ...] = (
     "id",
@@ -50,16 +51,6 @@ def file_name(fmt: str) -> str:
 def neutralize(text: str) -> str:
     """A cell a spreadsheet will not read as a formula."""
     return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)  # SQLite hands back naive UTC values
-    elif value.utcoffset():
-        value = value.astimezone(UTC)
-    return value.isoformat()[:-6] + "Z"  # drop "+00:00"
 
 
 def _text(value: str | None) -> str | None:

@@ -1,8 +1,9 @@
 """Signed download URLs: HMAC-SHA256 over the file and the expiry time, checked by any worker.
 
-`/api/batch/exports/<job id>/<file>?expires=<epoch seconds>&signature=<hex>`: the signature
-covers the job id, the file name and `expires`, so changing any of them, or the signature, is
-refused (403), and so is a URL past its expiry. The key is SLUICE_SIGNING_KEY; without it, a
+A download names the job, the file, `expires` (epoch seconds) and `signature` (hex); the
+signature covers the job id, the file name and `expires`, so changing any of them, or the
+signature, is refused (403), and so is a link past its expiry (the API builds the URL,
+api/paths.py). The key is SLUICE_SIGNING_KEY; without it, a
 random key is created once in the export directory (`.signing-key`, mode 0600), which every worker
 sharing that directory reads, so a URL signed by one worker is accepted by all of them.
 """
@@ -21,13 +22,13 @@ from pathlib import Path
 from streams.config import Settings
 from streams.exceptions import RequestError
 
-DOWNLOAD_PATH = "/api/batch/exports"
 KEY_FILE = ".signing-key"
 
 
 def signing_key(settings: Settings) -> bytes:
-    if settings.signing_key:
-        return settings.signing_key.encode()
+    configured = settings.signing_key.get_secret_value()
+    if configured:
+        return configured.encode()
     return _key_from_file(settings.export_dir.resolve())
 
 
@@ -55,12 +56,6 @@ def _key_from_file(directory: Path) -> bytes:
 def signature(key: bytes, job_id: str, name: str, expires: int) -> str:
     message = f"{job_id}/{name}\n{expires}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
-
-
-def download_url(key: bytes, job_id: str, name: str, expires: int) -> str:
-    """The path and query of a signed URL (relative, like the other URLs the API gives)."""
-    signed = signature(key, job_id, name, expires)
-    return f"{DOWNLOAD_PATH}/{job_id}/{name}?expires={expires}&signature={signed}"
 
 
 def check(

@@ -31,7 +31,8 @@ from streams.exports.filters import FilterOption, conditions
 from streams.exports.formats import COLUMNS, FORMATS, PartWriter
 from streams.exports.signing import signing_key
 from streams.exports.storage import part_name
-from streams.jobtypes.base import Chunk, ChunkResult, JobType, RecordFailure
+from streams.jobtypes.base import JobType
+from streams.models import Chunk, ChunkResult, RecordFailure
 from streams.options import ChoiceOption, IntOption, OptionSpec
 from streams.sink import ledger
 from streams.sink.tables import users

@@ -16,8 +16,9 @@ from typing import Any, ClassVar
 from sqlalchemy import Connection
 
 from streams.exceptions import OptionError
-from streams.jobtypes.base import Chunk, ChunkResult, JobType, RecordFailure
+from streams.jobtypes.base import JobType
 from streams.jobtypes.user_rules import COLUMNS, REQUIRED_COLUMNS, User, identity, validate_user
+from streams.models import Chunk, ChunkResult, RecordFailure
 from streams.options import BoolOption, OptionSpec
 from streams.sink import users as users_sink
 

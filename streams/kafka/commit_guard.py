@@ -25,6 +25,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import TopicPartition
+from faust.transport import consumer as faust_consumer
+
+from streams.kafka.consumer import committed_offsets
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +161,6 @@ class CommitGuard:
 def install(app: Any, guard: CommitGuard) -> None:
     """Route the Faust consumer's commit decisions for `guard.topics` through `guard`."""
     app._sluice_commit_guard = guard
-    from faust.transport import consumer as faust_consumer
-
     consumer_class: Any = faust_consumer.Consumer
     if getattr(consumer_class, "_sluice_commit_guard_installed", False):
         return
@@ -171,7 +172,7 @@ def install(app: Any, guard: CommitGuard) -> None:
         if guard is None:
             return offsets
         offsets = {tp: offset for tp, offset in offsets.items() if not guard.guards(tp)}
-        committed = self._committed_offset
+        committed = committed_offsets(self)
         for tp, offset in guard.committable(committed, self.assignment()).items():
             if committed.get(tp) is None or offset > committed[tp]:
                 offsets[tp] = offset

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 _CLIENT_SECURITY_OPTIONS = {
     "security_protocol": "_security_protocol",
@@ -83,8 +84,6 @@ def install_faust_fix() -> None:
 
     Faust's recovery and lag reporting all go through `AIOKafkaConsumerThread._highwaters`.
     """
-    from faust.transport.drivers import aiokafka as faust_aiokafka
-
     thread_class: Any = faust_aiokafka.AIOKafkaConsumerThread
     if getattr(thread_class, "_sluice_end_offsets_fixed", False):
         return

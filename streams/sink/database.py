@@ -36,7 +36,7 @@ def make_engine(url: str, *, pool_size: int = 4, create: bool = True) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         # No pre-ping: it costs a round trip per chunk. A connection lost under a chunk raises,
-        # SQLAlchemy drops it from the pool, and the chunk is retried (streams/failures.py).
+        # SQLAlchemy drops it from the pool, and the chunk is retried (streams/processing/).
         engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
     if create:
         create_tables(engine)

@@ -11,6 +11,10 @@ from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
 
 from streams.sink.tables import jobs
 
+# Why a job's remaining chunks are skipped (`sluice_jobs.stopped`).
+CANCELLED = "cancelled"
+STOPPED = "stopped"  # stopOnError met a failed record
+
 
 @dataclass(frozen=True)
 class JobRecord:
@@ -61,11 +65,7 @@ def record_error(engine: Engine, job_id: str, error: str) -> None:
         connection.execute(jobs.update().where(jobs.c.id == job_id).values(error=error))
 
 
-def get_job(engine: Engine, job_id: str) -> JobRecord | None:
-    with engine.connect() as connection:
-        row = connection.execute(select(jobs).where(jobs.c.id == job_id)).first()
-    if row is None:
-        return None
+def _record(row: Any) -> JobRecord:
     return JobRecord(
         id=row.id,
         tenant=row.tenant,
@@ -80,6 +80,12 @@ def get_job(engine: Engine, job_id: str) -> JobRecord | None:
         completed_at=row.completed_at,
         expires_at=row.expires_at,
     )
+
+
+def get_job(engine: Engine, job_id: str) -> JobRecord | None:
+    with engine.connect() as connection:
+        row = connection.execute(select(jobs).where(jobs.c.id == job_id)).first()
+    return None if row is None else _record(row)
 
 
 def stop_reason(connection: Connection, job_id: str) -> str | None:
@@ -118,16 +124,8 @@ def record_status(
 
 @dataclass(frozen=True)
 class JobPage:
-    items: list[dict[str, Any]]
-    next_cursor: str | None
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # SQLite gives naive datetimes back
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    jobs: list[JobRecord]
+    more: bool  # there are older jobs after the last one
 
 
 def list_jobs(
@@ -137,16 +135,16 @@ def list_jobs(
     status: str | None,
     job_type: str | None,
     limit: int,
-    cursor: tuple[datetime, str] | None,
+    after: tuple[datetime, str] | None,
 ) -> JobPage:
-    """A tenant's jobs, newest first, by keyset on (created_at, id)."""
+    """A tenant's jobs, newest first, by keyset on (created_at, id) after `after`."""
     query = select(jobs).where(jobs.c.tenant == tenant)
     if status is not None:
         query = query.where(func.coalesce(jobs.c.status, "queued") == status)
     if job_type is not None:
         query = query.where(jobs.c.type == job_type)
-    if cursor is not None:
-        created, job_id = cursor
+    if after is not None:
+        created, job_id = after
         query = query.where(
             or_(
                 jobs.c.created_at < created,
@@ -156,35 +154,7 @@ def list_jobs(
     query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
     with engine.connect() as connection:
         rows = connection.execute(query).all()
-    items = [
-        {
-            "jobId": row.id,
-            "type": row.type,
-            "status": row.status or "queued",
-            "createdAt": _iso(row.created_at),
-            "completedAt": _iso(row.completed_at),
-            "expiresAt": _iso(row.expires_at),
-            "totalRecords": row.total_records,
-            "statusUrl": f"/api/batch/jobs/{row.id}",
-        }
-        for row in rows[:limit]
-    ]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = f"{_iso(last.created_at)}|{last.id}"
-    return JobPage(items, next_cursor)
-
-
-def parse_cursor(text: str) -> tuple[datetime, str] | None:
-    moment, sep, job_id = text.partition("|")
-    if not sep or not job_id:
-        return None
-    try:
-        created = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return created, job_id
+    return JobPage([_record(row) for row in rows[:limit]], len(rows) > limit)
 
 
 def expired_jobs(

@@ -11,7 +11,7 @@ import json
 
 from sqlalchemy import Connection, select
 
-from streams.jobtypes.base import Chunk, ChunkResult, RecordFailure
+from streams.models import Chunk, ChunkResult, RecordFailure
 from streams.sink.tables import chunks
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from streams.jobtypes.base import RecordOutcome
+from streams.models import RecordOutcome
 from streams.sink.copy import copy_lines, text_value
 from streams.sink.tables import results
 
@@ -102,21 +102,8 @@ def record_dead_lettered(engine: Engine, job_id: str, rows: Sequence[int], reaso
 
 @dataclass(frozen=True)
 class ResultPage:
-    items: list[dict[str, Any]]
+    rows: list[Any]  # (row_no, outcome, entity_id, field, reason), in row order
     next_after: int | None  # the last row of this page, when there may be more
-
-
-def _item(row: Any) -> dict[str, Any]:
-    outcome = row.outcome
-    status = "successful" if outcome in ("created", "updated") else outcome
-    return {
-        "row": row.row_no,
-        "status": status,
-        "action": outcome if status == "successful" else None,
-        "entityId": row.entity_id,
-        "field": row.field,
-        "reason": row.reason,
-    }
 
 
 def page(engine: Engine, job_id: str, status: str | None, after: int, limit: int) -> ResultPage:
@@ -137,9 +124,8 @@ def page(engine: Engine, job_id: str, status: str | None, after: int, limit: int
         query = query.where(results.c.outcome.in_(STATUS_OUTCOMES[status]))
     with engine.connect() as connection:
         rows = connection.execute(query).all()
-    more = len(rows) > limit
-    items = [_item(row) for row in rows[:limit]]
-    return ResultPage(items, items[-1]["row"] if more else None)
+    page_rows = list(rows[:limit])
+    return ResultPage(page_rows, page_rows[-1].row_no if len(rows) > limit else None)
 
 
 def failed_batches(engine: Engine, job_id: str, batch: int = 1000) -> Iterator[list[Any]]:
@@ -164,7 +150,15 @@ def failed_batches(engine: Engine, job_id: str, batch: int = 1000) -> Iterator[l
         after = rows[-1].row_no
 
 
-def error_groups(engine: Engine, job_id: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ErrorGroup:
+    field: str | None
+    reason: str | None
+    count: int
+    sample_rows: list[int]
+
+
+def error_groups(engine: Engine, job_id: str) -> list[ErrorGroup]:
     """Failures grouped by field and reason, most frequent first, with a few sample rows."""
     where = (results.c.job_id == job_id, results.c.outcome == "failed")
     with engine.connect() as connection:
@@ -187,9 +181,7 @@ def error_groups(engine: Engine, job_id: str) -> list[dict[str, Any]]:
                 .order_by(results.c.row_no)
                 .limit(SAMPLE_ROWS)
             ).all()
-            answer.append(
-                {"field": field, "reason": reason, "count": count, "sampleRows": list(sample)}
-            )
+            answer.append(ErrorGroup(field, reason, count, list(sample)))
     return answer
 
 

@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from streams.retry import retrying_sync
+
 metadata = MetaData()
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
@@ -130,13 +132,10 @@ def _add_missing_columns(engine: Engine) -> None:
 
 def create_tables(engine: Engine) -> None:
     """Create Sluice's tables or add their new columns (idempotent, safe to race)."""
-    for attempt in range(3):
-        try:
+    # two workers starting together: the other one created a table between our check and our
+    # CREATE (PostgreSQL reports a unique violation on pg_type); the next try sees it
+    racing = (IntegrityError, ProgrammingError, OperationalError)
+    for attempt in retrying_sync(3, "creating Sluice's tables", on=racing):
+        with attempt:
             metadata.create_all(engine, checkfirst=True)
             _add_missing_columns(engine)
-            return
-        except (IntegrityError, ProgrammingError, OperationalError):
-            # two workers starting together: the other one created a table between our check
-            # and our CREATE (PostgreSQL reports a unique violation on pg_type)
-            if attempt == 2:
-                raise

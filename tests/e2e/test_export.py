@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from streams.exports.signing import download_url
+from api.paths import download_url
+from streams.exports.signing import signature
 from tests.support.schemas import app_id, fresh_schema
 from tests.support.workers import REPO, Stack, Worker, http
 
@@ -87,6 +88,10 @@ FROM generate_series(1, :n) AS i
 """
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def signed_url(job_id: str, name: str, expires: int) -> str:
+    return download_url(job_id, name, expires, signature(KEY.encode(), job_id, name, expires))
 
 
 def seed(db: Engine, n: int) -> None:
@@ -291,9 +296,9 @@ def test_signed_urls_refuse_expiry_and_tampering(seeded: tuple[Stack, Worker, En
     refused(f"{path}?expires={expires}", "not signed")
     # signed with the right key, but expired a second ago
     past = int(time.time()) - 1
-    refused(download_url(KEY.encode(), job_id, "users.ndjson.gz", past), "expired")
+    refused(signed_url(job_id, "users.ndjson.gz", past), "expired")
     # signed, not expired, but no such file
-    missing = download_url(KEY.encode(), job_id, "users.csv.gz", int(time.time()) + 60)
+    missing = signed_url(job_id, "users.csv.gz", int(time.time()) + 60)
     assert download(worker, missing)[0] == 404
 
 

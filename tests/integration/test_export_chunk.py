@@ -14,17 +14,16 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from streams import config, ledger_apply
+from streams import config
 from streams.exports import export_storage
 from streams.exports.assemble import finish_export
 from streams.exports.storage import part_name
-from streams.jobtypes.base import Chunk
 from streams.jobtypes.user_export import UserExport
+from streams.models import Chunk
+from streams.processing.transaction import apply_once
 from streams.sink import jobs as job_registry
 from streams.sink.database import driver_url
 from streams.sink.tables import create_tables
-
-pytestmark = pytest.mark.integration
 
 EXPORT = UserExport()
 KEY = b"integration-key"
@@ -88,7 +87,7 @@ def test_a_chunk_writes_its_rows_skips_vanished_ids_and_applies_once(engine: Eng
         connection.execute(text("UPDATE users SET country = 'US' WHERE id = 6"))
     first = chunk(job_id, 0, [*range(1, 11), 999, "x"], options)
 
-    result, fresh = ledger_apply.apply(engine, first)
+    result, fresh = apply_once(engine, first)
     assert fresh
     assert (result.records, result.successful, result.skipped, result.failed) == (12, 8, 3, 1)
     assert [e.field for e in result.errors] == ["id"]
@@ -99,7 +98,7 @@ def test_a_chunk_writes_its_rows_skips_vanished_ids_and_applies_once(engine: Eng
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM users WHERE id = 1"))
     before = export_storage().open(job_id, part_name(0)).read()
-    again, fresh = ledger_apply.apply(engine, first)
+    again, fresh = apply_once(engine, first)
     assert not fresh and (again.successful, again.skipped) == (8, 3)
     assert export_storage().open(job_id, part_name(0)).read() == before
 
@@ -111,7 +110,7 @@ def test_finishing_assembles_once_and_removes_the_parts(engine: Engine) -> None:
     job_registry.record_split(engine, job_id, 30, 3)
     for index in range(3):
         ids = list(range(1 + 10 * index, 11 + 10 * index))
-        ledger_apply.apply(engine, chunk(job_id, index, ids, options))
+        apply_once(engine, chunk(job_id, index, ids, options))
     storage = export_storage()
 
     result = finish_export(engine, storage, KEY, job_id, "json", 3600, now=1_000)

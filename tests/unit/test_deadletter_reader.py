@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from api.views import dead_letter_view, replay_view
 from streams.deadletter import dead_letter_headers
 from streams.deadletter.reader import DeadLetter, Filters, Position, parse_since
 from streams.deadletter.replay import MAX_LISTED_IDS, ReplayReport
@@ -89,7 +90,7 @@ def test_without_a_failure_time_header_the_record_timestamp_counts() -> None:
 
 
 def test_the_view_reads_every_header() -> None:
-    view = _letter().view(NOW_MS)
+    view = dead_letter_view(_letter(), NOW_MS)
     assert view["id"] == "sluice.chunks.dlq:1:7"
     assert (view["jobId"], view["chunkIndex"], view["attempts"]) == ("job-1", 3, 4)
     assert view["ageSeconds"] == 90
@@ -110,7 +111,7 @@ def test_the_replay_report_lists_a_bounded_number_of_ids() -> None:
     report = ReplayReport(dry_run=False)
     for offset in range(MAX_LISTED_IDS + 5):
         report.add(_letter(offset))
-    view = report.view()
+    view = replay_view(report)
     assert view["replayed"] == MAX_LISTED_IDS + 5
     assert len(view["deadLetters"]) == MAX_LISTED_IDS and view["truncated"]
     assert view["jobs"] == {"job-1": MAX_LISTED_IDS + 5}

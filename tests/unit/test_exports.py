@@ -14,16 +14,19 @@ from typing import Any
 
 import pytest
 
-from streams import events
+from api.paths import download_url
+from api.views import status_view
+from streams.clock import iso
 from streams.config import Settings
 from streams.exceptions import OptionError, RequestError
 from streams.exports import formats, signing
 from streams.exports.assemble import ExportIncomplete, assemble
 from streams.exports.storage import LocalStorage, part_name, remove_expired
 from streams.jobtypes.user_export import UserExport
-from streams.parse import ParsedRecord
-from streams.progress import apply_event, awaits_result, result_basis, status_of, status_view
+from streams.models import ParsedRecord
+from streams.progress import apply_event, awaits_result, result_basis, status_of
 from streams.split import ChunkCutter
+from streams.wire import events
 
 JOB = "0b9c3a52-3f0e-4a53-9d1c-6d7a3c1e2f40"
 KEY = b"k" * 32
@@ -113,9 +116,9 @@ def test_missing_values_are_empty_cells_and_json_nulls() -> None:
 
 
 def test_naive_times_are_utc_and_others_are_converted() -> None:
-    assert formats.iso(datetime(2024, 1, 2, 3, 4, 5)) == "2024-01-02T03:04:05Z"
+    assert iso(datetime(2024, 1, 2, 3, 4, 5)) == "2024-01-02T03:04:05Z"
     plus_two = datetime(2024, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
-    assert formats.iso(plus_two) == "2024-01-02T03:04:05Z"
+    assert iso(plus_two) == "2024-01-02T03:04:05Z"
 
 
 # -- assembly: gzip members make one valid file ------------------------------------------------
@@ -207,7 +210,8 @@ def test_expired_exports_and_abandoned_parts_are_removed(tmp_path: Path) -> None
 
 def test_a_signed_url_is_accepted_until_it_expires() -> None:
     expires = int(time.time()) + 60
-    url = signing.download_url(KEY, JOB, "users.csv.gz", expires)
+    signed = signing.signature(KEY, JOB, "users.csv.gz", expires)
+    url = download_url(JOB, "users.csv.gz", expires, signed)
     path, _, query = url.partition("?")
     assert path == f"/api/batch/exports/{JOB}/users.csv.gz"
     params = dict(p.split("=") for p in query.split("&"))

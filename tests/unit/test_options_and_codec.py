@@ -10,14 +10,15 @@ from dataclasses import replace
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from streams import events
-from streams.chunks import decode_chunk, encode_chunk
-from streams.codec import CHUNK, codec
 from streams.deadletter import MAX_MESSAGE_CHARS, dead_letter_headers, sanitize
 from streams.exceptions import OptionError, PoisonMessage, TransientError
-from streams.failures import RETRY_BASE_SECONDS, RETRY_CAP_SECONDS, backoff_delay, classify
-from streams.jobtypes.base import Chunk
 from streams.jobtypes.user_import import UserImport
+from streams.models import Chunk
+from streams.processing.policy import classify
+from streams.retry import RETRY_BASE_SECONDS, RETRY_CAP_SECONDS, backoff_delay
+from streams.wire import events
+from streams.wire.chunks import decode_chunk, encode_chunk
+from streams.wire.codec import CHUNK, codec
 
 USER_IMPORT = UserImport()
 
@@ -269,8 +270,9 @@ def test_random_bodies_behind_a_valid_header_decode_or_are_poison() -> None:
     ],
 )
 def test_classify(error: BaseException, retry: bool, reason: str) -> None:
-    decision = classify(error)
-    assert (decision.retry, decision.reason) == (retry, reason)
+    failure = classify(error)
+    assert (failure.retryable, failure.reason) == (retry, reason)
+    assert failure.error_class == type(error).__name__
 
 
 @pytest.mark.parametrize("attempt", range(1, 12))

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from streams.exceptions import RequestError
+from streams.exceptions import RequestError, UploadError
+from streams.models import ParsedRecord
 from streams.parse import (
     CsvParser,
     NdjsonParser,
-    ParsedRecord,
-    UploadError,
     parser_for,
     records_from_json_items,
 )

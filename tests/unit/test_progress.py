@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from streams.events import ACCEPTED, CHUNK_OUTCOME, SPLIT_COMPLETED, SPLIT_FAILED
-from streams.progress import State, apply_event, new_state, status_of, status_view
+from api.views import status_view
+from streams.progress import State, apply_event, new_state, status_of
+from streams.wire.events import ACCEPTED, CHUNK_OUTCOME, SPLIT_COMPLETED, SPLIT_FAILED
 
 JOB = "job-1"
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z

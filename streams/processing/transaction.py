@@ -11,15 +11,12 @@ from sqlalchemy import Engine
 
 from streams.exceptions import PoisonMessage
 from streams.jobtypes import JOB_TYPES
-from streams.jobtypes.base import Chunk, ChunkResult
+from streams.models import Chunk, ChunkResult
 from streams.sink import jobs as job_registry
 from streams.sink import ledger, results
 
-CANCELLED = "cancelled"
-STOPPED = "stopped"
 
-
-def apply(engine: Engine, chunk: Chunk) -> tuple[ChunkResult, bool]:
+def apply_once(engine: Engine, chunk: Chunk) -> tuple[ChunkResult, bool]:
     """The chunk's result, and whether this call applied it (False: it was applied before)."""
     job_type = JOB_TYPES.get(chunk.job_type)
     if job_type is None:
@@ -36,7 +33,7 @@ def apply(engine: Engine, chunk: Chunk) -> tuple[ChunkResult, bool]:
         else:
             result = job_type.apply_chunk(connection, chunk)
             if result.failed and chunk.options.get("stopOnError"):
-                job_registry.stop(connection, chunk.job_id, STOPPED)
+                job_registry.stop(connection, chunk.job_id, job_registry.STOPPED)
         ledger.record(connection, chunk, result)
         results.record(connection, chunk.job_id, result.outcomes)
     result.outcomes = []  # written: they need not travel back to the worker

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from streams.codec import PROGRESS_EVENT, codec
-from streams.jobtypes.base import ChunkResult
+from streams.clock import now_ms
+from streams.models import ChunkResult
+from streams.wire.codec import PROGRESS_EVENT, codec
 
 ACCEPTED = "sluice.JobAccepted"
 SPLIT_COMPLETED = "sluice.SplitCompleted"
@@ -18,10 +18,6 @@ CHUNK_OUTCOME = "sluice.ChunkOutcome"
 REPLAY_REQUESTED = "sluice.ReplayRequested"
 RESULT_READY = "sluice.ResultReady"
 JOB_REMOVED = "sluice.JobRemoved"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _encode(job_id: str, kind: str, body: dict[str, Any]) -> bytes:

@@ -12,9 +12,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streams.codec import CHUNK, codec
 from streams.exceptions import PoisonMessage
-from streams.jobtypes.base import Chunk
+from streams.models import Chunk
+from streams.wire.codec import CHUNK, codec
 
 _json_text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _NULL = "null"

@@ -1,8 +1,10 @@
-"""The Faust App, its settings, its topics and table; agents attach in `create_app`."""
+"""What a worker process runs on: its Faust app, topics and table, the job registry's database
+engine, and the state of its work. Nothing here knows the agents or the API: the worker builder
+(streams/worker/build.py) attaches them.
+"""
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,47 +14,41 @@ from sqlalchemy import Engine
 from streams import topics
 from streams.config import Settings
 from streams.kafka import commit_guard
+from streams.kafka.consumer import ConsumerView
 from streams.kafka.end_offsets import install_faust_fix
 from streams.sink.database import make_engine
 from streams.worker_state import WorkerState
-from streams.writers import writer_pool
 
 # A chunk of 10,000 wide records can pass aiokafka's 1 MiB default; the broker has no limit.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
-def writer_processes(settings: Settings, engine: Engine) -> int:
-    """How many writer processes apply chunks: SQLite takes one writer at a time."""
-    return 1 if engine.dialect.name == "sqlite" else settings.writers
-
-
-def broker_url(bootstrap_servers: str) -> str:
-    return ";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(","))
-
-
-@dataclass
-class Sluice:
-    """One process's Faust app and everything its agents and API share."""
-
+@dataclass(frozen=True)
+class Runtime:
     settings: Settings
     app: faust.App
     chunk_topic: Any
     progress_topic: Any
+    dead_letter_topics: tuple[Any, ...]
     progress_table: Any
-    dead_letter_topics: list[Any]
+    #: this process reads and writes the job registry; chunks go to writer processes
     engine: Engine
-    executor: Executor
     commit_guard: commit_guard.CommitGuard
+    consumer: ConsumerView
     state: WorkerState = field(default_factory=WorkerState)
 
-    def restart_writers(self) -> None:
-        """Replace a writer pool one of whose processes died."""
-        broken, self.executor = self.executor, writer_pool(self.settings.database_url, self.writers)
-        broken.shutdown(wait=False, cancel_futures=True)
+    @property
+    def source_topics(self) -> frozenset[str]:
+        """The topics Sluice consumes and commits itself (not changelogs, not Faust's own)."""
+        return frozenset((self.chunk_topic.get_topic_name(), self.progress_topic.get_topic_name()))
 
     @property
-    def writers(self) -> int:
-        return writer_processes(self.settings, self.engine)
+    def dead_letter_topic_names(self) -> list[str]:
+        return sorted(topic.get_topic_name() for topic in self.dead_letter_topics)
+
+
+def broker_url(bootstrap_servers: str) -> str:
+    return ";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(","))
 
 
 def create_faust_app(settings: Settings) -> faust.App:
@@ -86,8 +82,8 @@ def create_faust_app(settings: Settings) -> faust.App:
     )
 
 
-def create_app(settings: Settings, *, with_agents: bool = True) -> Sluice:
-    """Build the app, its topics and table, and attach the agents."""
+def create_runtime(settings: Settings) -> Runtime:
+    """The app with its topics and table, the commit guard installed under its consumer."""
     app = create_faust_app(settings)
     chunk_topic = app.topic(
         topics.chunk_topic(settings.app_id),
@@ -104,7 +100,7 @@ def create_app(settings: Settings, *, with_agents: bool = True) -> Sluice:
         partitions=settings.partitions,
         internal=True,
     )
-    dead_letter_topics = [
+    dead_letter_topics = tuple(
         app.topic(
             topics.dead_letter_topic(source.get_topic_name()),
             value_serializer="raw",
@@ -112,7 +108,7 @@ def create_app(settings: Settings, *, with_agents: bool = True) -> Sluice:
             internal=True,
         )
         for source in (chunk_topic, progress_topic)
-    ]
+    )
     progress_table = app.Table(
         topics.PROGRESS_TABLE,
         default=None,
@@ -122,25 +118,18 @@ def create_app(settings: Settings, *, with_agents: bool = True) -> Sluice:
         # standbys apply changelog updates every N events; 1 keeps them exact
         standby_buffer_size=1,
     )
-    # this process only reads and writes the job registry; chunks go to the writer processes
-    engine = make_engine(settings.database_url, pool_size=2)
     guard = commit_guard.CommitGuard(
         {chunk_topic.get_topic_name(), progress_topic.get_topic_name()}
     )
     commit_guard.install(app, guard)
-    sluice = Sluice(
+    return Runtime(
         settings=settings,
         app=app,
         chunk_topic=chunk_topic,
         progress_topic=progress_topic,
-        progress_table=progress_table,
         dead_letter_topics=dead_letter_topics,
-        engine=engine,
-        executor=writer_pool(settings.database_url, writer_processes(settings, engine)),
+        progress_table=progress_table,
+        engine=make_engine(settings.database_url.get_secret_value(), pool_size=2),
         commit_guard=guard,
+        consumer=ConsumerView(app),
     )
-    if with_agents:
-        from streams.agents import register_agents
-
-        register_agents(sluice)
-    return sluice

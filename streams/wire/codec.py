@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,6 +20,7 @@ from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
+from streams.config import settings
 from streams.exceptions import PoisonMessage
 
 MAGIC = 0
@@ -29,11 +29,6 @@ SCHEMA_ID_ATTRIBUTE = "sluice.schemaId"
 
 CHUNK = "sluice.Chunk"
 PROGRESS_EVENT = "sluice.ProgressEvent"
-
-
-def schema_dir() -> Path:
-    override = os.environ.get("SLUICE_SCHEMA_DIR")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "schemas"
 
 
 @dataclass(frozen=True)
@@ -127,4 +122,4 @@ class Codec:
 @lru_cache(maxsize=1)
 def codec() -> Codec:
     """The schemas of this checkout, parsed once per process."""
-    return Codec(schema_dir())
+    return Codec(settings().schema_dir)

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.writers import ChunkInfo
+from streams.models import ChunkInfo
 
 
 @dataclass(eq=False)
@@ -37,6 +38,10 @@ class Parked:
 
     def is_due(self, now: float) -> bool:
         return self.due is None or self.due <= now
+
+
+#: Try one parked chunk against the keys it must not share; True when it is finished.
+Attempt = Callable[[Parked, frozenset[str]], Awaitable[bool]]
 
 
 @dataclass
@@ -61,3 +66,54 @@ class Lane:
             return 0.0  # the first one waits for nothing any more
         dues = [entry.due for entry in self.parked if entry.due is not None]
         return max(min(dues) - time.monotonic(), 0.0) if dues else 0.0
+
+    async def retry_pass(self, now: float, attempt: Attempt) -> None:
+        """Try each due chunk, in offset order, against the keys of those staying parked ahead
+        of it; a chunk of unknown keys stops the pass for everything behind it."""
+        ahead: set[str] | None = set()
+        for entry in list(self.parked):
+            tried = ahead is not None and entry.is_due(now)
+            if tried and await attempt(entry, frozenset(ahead or ())):
+                self.parked.remove(entry)
+                continue
+            ahead = None if ahead is None or entry.keys is None else ahead | entry.keys
+
+
+class Parking:
+    """Every partition's parked chunks, each partition with a task retrying them."""
+
+    def __init__(self, attempt: Attempt):
+        self._attempt = attempt
+        self.lanes: dict[Any, Lane] = {}  # partitions with parked chunks
+
+    def blocked_keys(self, tp: Any) -> frozenset[str] | None:
+        lane = self.lanes.get(tp)
+        return lane.blocked_keys() if lane and lane.parked else frozenset()
+
+    def park(self, tp: Any, entry: Parked) -> None:
+        lane = self.lanes.setdefault(tp, Lane())
+        lane.parked.append(entry)
+        if lane.task is None or lane.task.done():
+            lane.task = asyncio.ensure_future(self._retry(tp, lane))
+
+    async def _retry(self, tp: Any, lane: Lane) -> None:
+        """Retry passes over a partition's parked chunks until none is left."""
+        while lane.parked:
+            await asyncio.sleep(lane.seconds_to_next())
+            await lane.retry_pass(time.monotonic(), self._attempt)
+        if self.lanes.get(tp) is lane:
+            del self.lanes[tp]
+
+    def forget(self, tps: Iterable[Any]) -> int:
+        """Drop the parked chunks of `tps` (revoked: they are the next owner's, as nothing was
+        committed past them); how many were dropped."""
+        dropped = 0
+        for tp in tps:
+            lane = self.lanes.pop(tp, None)
+            if lane is None:
+                continue
+            if lane.task is not None:
+                lane.task.cancel()
+            dropped += len(lane.parked)
+            lane.parked.clear()
+        return dropped

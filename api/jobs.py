@@ -1,0 +1,102 @@
+"""HTTP routes for jobs: submit, status, cancel, delete."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from api import paths, uploads
+from api.errors import error_response
+from api.owners import OwnerRouting
+from api.views import accepted_view
+from streams import retention
+from streams.exceptions import BrokerUnavailable, RequestError
+from streams.metrics import metrics
+from streams.parse import media_type
+from streams.progress import FINISHED
+from streams.runtime import Runtime
+from streams.sink import jobs as job_registry
+
+UNSUPPORTED = (
+    "unsupported content type {!r}: send text/csv, application/x-ndjson, multipart/form-data "
+    "or application/json"
+)
+
+
+class JobsApi:
+    def __init__(self, runtime: Runtime, owners: OwnerRouting):
+        self.runtime = runtime
+        self.owners = owners
+
+    def routes(self) -> list[web.RouteDef]:
+        job = f"{paths.API_PREFIX}/jobs/{{job_id}}"
+        return [
+            web.post(f"{paths.API_PREFIX}/jobs", self.submit),
+            web.get(job, self.status),
+            web.post(f"{job}/cancel", self.cancel),
+            web.delete(job, self.delete),
+        ]
+
+    async def submit(self, request: web.Request) -> web.StreamResponse:
+        content_type = request.content_type
+        try:
+            if content_type == "application/json":
+                accepted = await uploads.submit_inline(self.runtime, request)
+            elif content_type == "multipart/form-data":
+                accepted = await uploads.submit_multipart(self.runtime, request)
+            elif media_type(content_type) is not None:
+                accepted = await uploads.submit_raw(self.runtime, request)
+            else:
+                metrics().uploads.labels("rejected").inc()
+                return error_response(415, UNSUPPORTED.format(content_type))
+        except RequestError as exc:
+            metrics().uploads.labels("rejected").inc()
+            return error_response(exc.status, str(exc), field=exc.field)
+        except BrokerUnavailable as exc:
+            metrics().uploads.labels("unavailable").inc()
+            return error_response(
+                503,
+                f"the job was not accepted: {exc}",
+                headers={"Retry-After": str(BrokerUnavailable.retry_after)},
+            )
+        metrics().uploads.labels("accepted").inc()
+        body = accepted_view(accepted)
+        return web.json_response(body, status=202, headers={"Location": body["statusUrl"]})
+
+    async def status(self, request: web.Request) -> web.StreamResponse:
+        found = await self.owners.job_here(request)
+        if isinstance(found, web.StreamResponse):
+            return found
+        return web.json_response(found[1])
+
+    async def cancel(self, request: web.Request) -> web.StreamResponse:
+        found = await self.owners.job_here(request)
+        if isinstance(found, web.StreamResponse):
+            return found
+        job, view = found
+        if view["status"] in FINISHED:
+            return error_response(409, f"job {job.id} is already {view['status']}")
+        loop = asyncio.get_running_loop()
+        marked = await loop.run_in_executor(
+            None, job_registry.stop_job, self.runtime.engine, job.id, job_registry.CANCELLED
+        )
+        if not marked and job.stopped != job_registry.CANCELLED:
+            return error_response(409, f"job {job.id} is already stopping ({job.stopped})")
+        return web.json_response(
+            {"jobId": job.id, "status": "cancelling", "statusUrl": paths.job_url(job.id)},
+            status=202,
+        )
+
+    async def delete(self, request: web.Request) -> web.StreamResponse:
+        """Remove a finished job's results and metadata now (what retention does later)."""
+        found = await self.owners.job_here(request)
+        if isinstance(found, web.StreamResponse):
+            return found
+        job, view = found
+        if view["status"] not in FINISHED:
+            return error_response(409, f"job {job.id} is {view['status']}: cancel it first")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, retention.remove_job, self.runtime.engine, job.id)
+        await retention.announce_removed(self.runtime.progress_topic, [job.id], "deleted")
+        return web.Response(status=204)

@@ -1,0 +1,44 @@
+"""HTTP routes for operators: readiness, the OpenAPI document, Prometheus metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.metrics import metrics
+from streams.runtime import Runtime
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
+
+
+class OperationsApi:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/api/health", self.health),
+            web.get("/api/openapi.yaml", self.openapi),
+            web.get("/metrics", self.prometheus),
+        ]
+
+    async def health(self, request: web.Request) -> web.StreamResponse:
+        app = self.runtime.app
+        ready = (
+            self.runtime.state.chunk_partitions is not None
+            and not app.rebalancing
+            and not app.in_recovery
+        )
+        body = {"status": "ready" if ready else "starting", "worker": str(app.conf.canonical_url)}
+        return web.json_response(body, status=200 if ready else 503)
+
+    async def openapi(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text=OPENAPI_PATH.read_text(), content_type="application/yaml")
+
+    async def prometheus(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            body=generate_latest(metrics().registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )

@@ -1,0 +1,80 @@
+"""What leaves the chunk processor: a chunk's outcome on the progress topic, or its dead letter.
+
+Both wait for the broker's acknowledgement: the chunk's offset may be committed right after.
+A dead-lettered chunk of a job also counts: its records' results say where they are (failed,
+until a replay applies them) and an outcome with `deadLettered` counts them as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import Engine
+
+from streams.deadletter import dead_letter
+from streams.models import ChunkInfo, ChunkResult, RecordFailure
+from streams.processing.policy import Failure
+from streams.retry import retrying
+from streams.sink.results import record_dead_lettered
+from streams.wire import events
+
+log = logging.getLogger(__name__)
+RESULT_ATTEMPTS = 3
+
+
+class Outbox:
+    def __init__(self, app: Any, progress_topic: Any, engine: Engine):
+        self._app = app  # its producer exists once the app runs
+        self._progress_topic = progress_topic
+        self._engine = engine
+
+    async def outcome(
+        self, info: ChunkInfo, result: ChunkResult, *, dead_lettered: bool = False
+    ) -> None:
+        value = events.chunk_outcome(info, result, dead_lettered=dead_lettered)
+        delivery = await self._progress_topic.send(key=info.job_id, value=value)
+        await delivery
+
+    async def dead_letter(
+        self,
+        message: Any,
+        info: ChunkInfo | None,
+        failure: Failure,
+        attempts: int,
+        first_failure_ms: int,
+    ) -> None:
+        """The original message to its dead-letter topic; for a chunk of a job, its records
+        as failed (results and outcome)."""
+        await dead_letter(
+            self._app.producer,
+            message,
+            failure,
+            attempts=attempts,
+            first_failure_ms=first_failure_ms,
+            job_id=info.job_id if info else None,
+            chunk_index=info.chunk_index if info else None,
+        )
+        if info is None:
+            return
+        # the job's records are neither lost nor successful: they count as failed
+        reason = f"chunk dead-lettered: {failure.error_class}"
+        result = ChunkResult(records=len(info.rows))
+        for row in info.rows:
+            result.fail(RecordFailure(row, None, reason))
+        await self._keep_dead_lettered_results(info, reason)
+        await self.outcome(info, result, dead_lettered=True)
+
+    async def _keep_dead_lettered_results(self, info: ChunkInfo, reason: str) -> None:
+        """The records' outcomes say where they are; a replay that applies them replaces these."""
+        loop = asyncio.get_running_loop()
+        what = f"results of dead-lettered chunk {info.chunk_index} (job {info.job_id})"
+        try:
+            async for attempt in retrying(RESULT_ATTEMPTS, what):
+                with attempt:
+                    await loop.run_in_executor(
+                        None, record_dead_lettered, self._engine, info.job_id, info.rows, reason
+                    )
+        except Exception:  # the database is what failed the chunk, perhaps
+            log.error("%s lost", what)

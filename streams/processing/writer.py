@@ -1,0 +1,122 @@
+"""Inside a writer process: decode a chunk, hold it back if it shares a key with a parked one,
+else apply it in one transaction; answer with a small, picklable outcome.
+
+Raw Avro bytes come in; what goes back is `Applied`, `Blocked`, or the exception `ApplyFailed`
+carrying a classified `Failure` (the original exception may not pickle).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from streams.exceptions import PoisonMessage
+from streams.jobtypes import JOB_TYPES
+from streams.memory import tune_gc
+from streams.models import Chunk, ChunkInfo, ChunkResult
+from streams.processing.policy import Failure, classify
+from streams.processing.transaction import apply_once
+from streams.sink.database import make_engine
+from streams.wire.chunks import decode_chunk
+
+
+@dataclass(frozen=True)
+class Applied:
+    info: ChunkInfo
+    result: ChunkResult
+    fresh: bool  # False: the ledger says it was applied before
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Not applied: it shares keys with an earlier chunk of its partition waiting for a retry."""
+
+    info: ChunkInfo
+    keys: frozenset[str]
+
+
+class ApplyFailed(Exception):
+    """Applying failed: the failure, the chunk when it could be decoded, and the keys its
+    records write when they are known (so later chunks on the same keys wait for it)."""
+
+    def __init__(
+        self, info: ChunkInfo | None, failure: Failure, keys: frozenset[str] | None = None
+    ):
+        super().__init__(info, failure, keys)
+        self.info, self.failure, self.keys = info, failure, keys
+
+    def __str__(self) -> str:
+        return str(self.failure)
+
+
+_engine: Engine | None = None
+
+
+def start_writer(database_url: str) -> None:
+    """A writer process's initializer: its own database connection, and an exit with its
+    worker."""
+    global _engine
+    _engine = make_engine(database_url, pool_size=1, create=False)
+    tune_gc()
+    _exit_with_parent()
+
+
+def _exit_with_parent(interval: float = 1.0) -> None:
+    """A writer whose worker was killed (SIGKILL, OOM) would wait for work forever, holding a
+    database connection: the pool's queues never see end-of-file, as every writer holds their
+    ends too. So each writer leaves as soon as it is orphaned."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def chunk_keys(chunk: Chunk) -> frozenset[str]:
+    """The routing keys of a chunk's readable records: what its writes touch."""
+    job_type = JOB_TYPES.get(chunk.job_type)
+    if job_type is None:
+        return frozenset()
+    keys = set()
+    for record in chunk.records:
+        if record["fields"] is not None:
+            try:
+                key = job_type.routing_key(record["fields"])
+            except (TypeError, ValueError, AttributeError):
+                continue  # a record that fails validation writes nothing
+            if key is not None:
+                keys.add(key)
+    return frozenset(keys)
+
+
+def apply_raw(
+    data: bytes, engine: Engine | None = None, blocked: frozenset[str] | None = None
+) -> Applied | Blocked:
+    """Decode and apply one chunk (in a writer process, or in-process with `engine`); a chunk
+    sharing a key with `blocked` is not applied."""
+    engine = engine or _engine
+    assert engine is not None, "writer process not initialised"
+    try:
+        chunk = decode_chunk(data)
+    except PoisonMessage as exc:
+        raise ApplyFailed(None, classify(exc)) from None
+    info = ChunkInfo.of(chunk)
+    if blocked:
+        keys = chunk_keys(chunk)
+        if not keys.isdisjoint(blocked):
+            return Blocked(info, keys)
+    try:
+        result, fresh = apply_once(engine, chunk)
+    except Exception as exc:  # the worker decides; the exception itself may not pickle
+        failure = classify(exc)
+        touched = chunk_keys(chunk) if failure.retryable else None
+        raise ApplyFailed(info, failure, touched) from None
+    return Applied(info, result, fresh)

@@ -1,0 +1,75 @@
+"""Retrying: one backoff for everything Sluice tries again, and one helper for side work.
+
+A chunk's retries are scheduled by its partition's parking (streams/processing/parking.py) with
+`backoff_delay`; side work that a worker simply tries again in place (a registry row, the
+results of a dead-lettered chunk, a job's result, creating tables) runs under `retrying`, which
+is tenacity with the same backoff: exponential, full jitter, capped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_never,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
+
+log = logging.getLogger(__name__)
+
+RETRY_BASE_SECONDS = 0.2
+RETRY_CAP_SECONDS = 30.0
+
+ErrorTypes = type[BaseException] | tuple[type[BaseException], ...]
+#: the same curve as `backoff_delay`, for tenacity
+BACKOFF = wait_random_exponential(multiplier=RETRY_BASE_SECONDS, max=RETRY_CAP_SECONDS)
+
+
+def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter for retry number `attempt` (1-based)."""
+    exponent = min(attempt - 1, 32)  # past 2**32 the cap applies anyway; avoid float overflow
+    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * (2**exponent))
+    return (rng or random).uniform(0, ceiling)
+
+
+def _log_retry(what: str) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("%s failed (attempt %d): %s; retrying", what, state.attempt_number, error)
+
+    return before_sleep
+
+
+def retrying(attempts: int | None, what: str, *, on: ErrorTypes = Exception) -> AsyncRetrying:
+    """`async for attempt in retrying(5, "status of job x"): with attempt: ...` — tries up to
+    `attempts` times (None: until it succeeds), logs each failure, re-raises the last."""
+    return AsyncRetrying(
+        stop=_stop(attempts),
+        wait=BACKOFF,
+        retry=retry_if_exception_type(on),
+        before_sleep=_log_retry(what),
+        reraise=True,
+    )
+
+
+def retrying_sync(attempts: int | None, what: str, *, on: ErrorTypes = Exception) -> Retrying:
+    """The same, for code outside the event loop."""
+    return Retrying(
+        stop=_stop(attempts),
+        wait=BACKOFF,
+        retry=retry_if_exception_type(on),
+        before_sleep=_log_retry(what),
+        reraise=True,
+    )
+
+
+def _stop(attempts: int | None) -> stop_base:
+    return stop_never if attempts is None else stop_after_attempt(attempts)

@@ -1,0 +1,50 @@
+"""Build a worker and run it: the runtime, the writer pool and the chunk processor, the agents
+(an explicit list), and whatever the caller serves on the app's web server (the HTTP API)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import faust
+
+from streams.agents import chunks, finish, housekeeping, progress
+from streams.config import Settings
+from streams.kafka.admission import InOrderAdmission
+from streams.memory import tune_gc
+from streams.processing.outbox import Outbox
+from streams.processing.pool import WriterPool, writer_processes
+from streams.processing.processor import ChunkProcessor
+from streams.runtime import Runtime, create_runtime
+from streams.worker.idle import exit_when_idle
+
+#: Adds routes to the runtime's web server (api.http.mount).
+Serve = Callable[[Runtime], object]
+
+
+def build_worker(settings: Settings, *, serve: Serve | None, until_idle: bool = False) -> Runtime:
+    runtime = create_runtime(settings)
+    pool = WriterPool(
+        settings.database_url.get_secret_value(),
+        writer_processes(settings, runtime.engine.dialect.name),
+    )
+    processor = ChunkProcessor(
+        pool,
+        Outbox(runtime.app, runtime.progress_topic, runtime.engine),
+        InOrderAdmission(runtime.commit_guard, runtime.consumer),
+        runtime.state,
+    )
+    chunks.register(runtime, processor)
+    progress.register(runtime, finish.attach(runtime))
+    housekeeping.register(runtime)
+    if until_idle:
+        exit_when_idle(runtime)
+    if serve is not None:
+        serve(runtime)
+    return runtime
+
+
+def run_worker(runtime: Runtime, *, loglevel: str = "info") -> None:
+    """Run until stopped (or, built `until_idle`, until drained)."""
+    tune_gc()
+    worker = faust.Worker(runtime.app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,104 @@
+"""`sluice run|worker|devbroker|config`: the processes, and the settings they run with.
+
+What serves HTTP on a worker is not known here: the `sluice` command passes it in (api.http).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import shutil
+from typing import Any
+
+from streams.config import Settings, load_settings
+from streams.devbroker import start_dev_broker
+from streams.exceptions import ConfigError
+from streams.worker.build import Serve, build_worker, run_worker
+
+
+def add_commands(commands: Any, serve: Serve) -> None:
+    """The process commands, on the `sluice` parser's subcommands."""
+    run = commands.add_parser("run", help="dev broker + a worker serving the API")
+    run.add_argument("--loglevel", default="info")
+    run.set_defaults(func=functools.partial(cmd_run, serve=serve))
+
+    worker = commands.add_parser("worker", help="a worker (consumes chunks, serves the API)")
+    worker.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="drain the topics, then exit (tests, benchmarks, one-shot jobs)",
+    )
+    worker.add_argument("--port", type=int, help="HTTP port (default SLUICE_API_PORT)")
+    worker.add_argument("--loglevel", default="info")
+    worker.set_defaults(func=functools.partial(cmd_worker, serve=serve))
+
+    broker = commands.add_parser("devbroker", help="the embedded Kafka-protocol dev broker")
+    broker.add_argument("--port", type=int, default=9092)
+    broker.set_defaults(func=cmd_devbroker)
+
+    config = commands.add_parser("config", help="print the settings in force")
+    config.set_defaults(func=cmd_config)
+
+
+def cmd_worker(args: argparse.Namespace, *, serve: Serve) -> int:
+    overrides = {"api_port": args.port} if args.port else {}
+    settings = load_settings(**overrides)
+    if not settings.bootstrap_servers:
+        raise ConfigError(
+            "KAFKA_BOOTSTRAP_SERVERS is not set: point it at a Kafka cluster, "
+            "or use `sluice run` to start the embedded dev broker with a worker"
+        )
+    runtime = build_worker(settings, serve=serve, until_idle=args.until_idle)
+    run_worker(runtime, loglevel=args.loglevel)
+    return 0
+
+
+def cmd_devbroker(args: argparse.Namespace) -> int:
+    broker = start_dev_broker(port=args.port)
+    print(f"dev broker listening on {broker.bootstrap_servers} (Ctrl-C stops it)", flush=True)
+    try:
+        broker.process.wait()
+    except KeyboardInterrupt:
+        broker.stop()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, *, serve: Serve) -> int:
+    """Dev broker (unless KAFKA_BOOTSTRAP_SERVERS is set) + one worker serving the API."""
+    settings = load_settings()
+    broker = None
+    if not settings.bootstrap_servers:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        broker = start_dev_broker(log_path=settings.data_dir / "devbroker.log")
+        settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
+        # the dev broker keeps nothing across restarts: neither may the worker's local state
+        for stale in settings.data_dir.glob("*-*/"):
+            shutil.rmtree(stale, ignore_errors=True)
+    where = "embedded dev broker" if broker else "KAFKA_BOOTSTRAP_SERVERS"
+    print(_welcome(settings, where), flush=True)
+    try:
+        run_worker(build_worker(settings, serve=serve), loglevel=args.loglevel)
+        return 0
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def _welcome(settings: Settings, where: str) -> str:
+    url = f"http://{settings.api_host}:{settings.api_port}"
+    return (
+        f"Sluice: Kafka {settings.bootstrap_servers} ({where}), "
+        f"database {settings.database_url_masked}\n"
+        f"API: {url}  (ready once `curl {url}/api/health` answers 200)\n"
+        f"Submit a job:\n"
+        f"  .venv/bin/sluice submit docs/examples/users.csv --type user-import "
+        f"--opt skipDuplicates=true --follow\n"
+        f"  curl -X POST -H 'Content-Type: text/csv' --data-binary @docs/examples/users.csv "
+        f"'{url}/api/batch/jobs?type=user-import'\n"
+    )
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    for name, value in load_settings().shown().items():
+        print(f"{name} = {value}")
+    return 0
