@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from api import paths
 from api.errors import answers_errors
 from api.owners import OwnerRouting
 from api.queries import page_limit
@@ -72,18 +72,10 @@ def _replay_request(body: Any) -> tuple[Filters, bool, float | None]:
     return filters_of(body.get("job"), body.get("error"), body.get("since")), dry_run, rate
 
 
+@dataclass(frozen=True)
 class DeadLetterApi:
-    def __init__(self, runtime: Runtime, owners: OwnerRouting):
-        self.runtime = runtime
-        self.owners = owners
-
-    def routes(self) -> list[web.RouteDef]:
-        dlq = f"{paths.API_PREFIX}/dlq"
-        return [
-            web.get(dlq, self.list_letters),
-            web.post(f"{dlq}/replay", self.replay),
-            web.get(f"{dlq}/{{dead_letter_id}}", self.show),
-        ]
+    runtime: Runtime
+    owners: OwnerRouting
 
     @answers_errors
     async def list_letters(self, request: web.Request) -> web.StreamResponse:

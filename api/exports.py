@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from api import paths
 from api.errors import answers_errors, error_response
 from streams.exports import signing
 from streams.exports.storage import LocalStorage, valid_file_name, valid_job_id
 from streams.runtime import Runtime
 
 
+@dataclass(frozen=True)
 class ExportApi:
-    def __init__(self, runtime: Runtime):
-        self.runtime = runtime
-
-    def routes(self) -> list[web.RouteDef]:
-        return [web.get(f"{paths.EXPORTS}/{{job_id}}/{{filename}}", self.download)]
+    runtime: Runtime
 
     @answers_errors
     async def download(self, request: web.Request) -> web.StreamResponse:

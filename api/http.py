@@ -1,5 +1,6 @@
-"""The thin HTTP API, served by every worker on its Faust web server: each resource's routes,
-mounted together. Routes call streams/ functions; api/views.py shapes every answer."""
+"""The thin HTTP API, served by every worker on its Faust web server: the whole surface in
+one table, each route to its resource's handler. Handlers call streams/ functions;
+api/views.py shapes every answer, api/paths.py every URL."""
 
 from __future__ import annotations
 
@@ -12,18 +13,37 @@ from api.exports import ExportApi
 from api.jobs import JobsApi
 from api.operations import OperationsApi
 from api.owners import OwnerRouting
+from api.paths import DLQ, EXPORTS, JOBS
 from api.results import ResultsApi
 from streams.runtime import Runtime
 
 
 def routes(runtime: Runtime) -> list[web.RouteDef]:
     owners = OwnerRouting(runtime)
+    jobs, results = JobsApi(runtime, owners), ResultsApi(runtime)
+    letters, exports, operations = (
+        DeadLetterApi(runtime, owners),
+        ExportApi(runtime),
+        OperationsApi(runtime),
+    )
+    job = f"{JOBS}/{{job_id}}"
     return [
-        *DeadLetterApi(runtime, owners).routes(),
-        *ResultsApi(runtime).routes(),
-        *ExportApi(runtime).routes(),
-        *JobsApi(runtime, owners).routes(),
-        *OperationsApi(runtime).routes(),
+        web.get(DLQ, letters.list_letters),
+        web.post(f"{DLQ}/replay", letters.replay),
+        web.get(f"{DLQ}/{{dead_letter_id}}", letters.show),
+        web.get(JOBS, results.list_jobs),
+        web.get(f"{job}/results", results.results),
+        web.get(f"{job}/results.csv", results.failed_csv),
+        web.get(f"{job}/results.ndjson", results.failed_ndjson),
+        web.get(f"{job}/errors", results.errors),
+        web.get(f"{EXPORTS}/{{job_id}}/{{filename}}", exports.download),
+        web.post(JOBS, jobs.submit),
+        web.get(job, jobs.status),
+        web.post(f"{job}/cancel", jobs.cancel),
+        web.delete(job, jobs.delete),
+        web.get("/api/health", operations.health),
+        web.get("/api/openapi.yaml", operations.openapi),
+        web.get("/metrics", operations.prometheus),
     ]
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from api import paths, uploads
+from api import uploads
 from api.errors import error_response
 from api.owners import OwnerRouting
-from api.views import accepted_view
+from api.views import accepted_view, cancelling_view
 from streams import retention
 from streams.exceptions import BrokerUnavailable, RequestError
 from streams.metrics import metrics
@@ -24,19 +25,10 @@ UNSUPPORTED = (
 )
 
 
+@dataclass(frozen=True)
 class JobsApi:
-    def __init__(self, runtime: Runtime, owners: OwnerRouting):
-        self.runtime = runtime
-        self.owners = owners
-
-    def routes(self) -> list[web.RouteDef]:
-        job = f"{paths.API_PREFIX}/jobs/{{job_id}}"
-        return [
-            web.post(f"{paths.API_PREFIX}/jobs", self.submit),
-            web.get(job, self.status),
-            web.post(f"{job}/cancel", self.cancel),
-            web.delete(job, self.delete),
-        ]
+    runtime: Runtime
+    owners: OwnerRouting
 
     async def submit(self, request: web.Request) -> web.StreamResponse:
         content_type = request.content_type
@@ -77,16 +69,12 @@ class JobsApi:
         job, view = found
         if view["status"] in FINISHED:
             return error_response(409, f"job {job.id} is already {view['status']}")
-        loop = asyncio.get_running_loop()
-        marked = await loop.run_in_executor(
-            None, job_registry.stop_job, self.runtime.engine, job.id, job_registry.CANCELLED
+        marked = await asyncio.to_thread(
+            job_registry.stop_job, self.runtime.engine, job.id, job_registry.CANCELLED
         )
         if not marked and job.stopped != job_registry.CANCELLED:
             return error_response(409, f"job {job.id} is already stopping ({job.stopped})")
-        return web.json_response(
-            {"jobId": job.id, "status": "cancelling", "statusUrl": paths.job_url(job.id)},
-            status=202,
-        )
+        return web.json_response(cancelling_view(job.id), status=202)
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Remove a finished job's results and metadata now (what retention does later)."""
@@ -96,7 +84,6 @@ class JobsApi:
         job, view = found
         if view["status"] not in FINISHED:
             return error_response(409, f"job {job.id} is {view['status']}: cancel it first")
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, retention.remove_job, self.runtime.engine, job.id)
+        await asyncio.to_thread(retention.remove_job, self.runtime.engine, job.id)
         await retention.announce_removed(self.runtime.progress_topic, [job.id], "deleted")
         return web.Response(status=204)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -13,16 +14,9 @@ from streams.runtime import Runtime
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 
 
+@dataclass(frozen=True)
 class OperationsApi:
-    def __init__(self, runtime: Runtime):
-        self.runtime = runtime
-
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/api/health", self.health),
-            web.get("/api/openapi.yaml", self.openapi),
-            web.get("/metrics", self.prometheus),
-        ]
+    runtime: Runtime
 
     async def health(self, request: web.Request) -> web.StreamResponse:
         app = self.runtime.app

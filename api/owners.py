@@ -16,9 +16,8 @@ from aiohttp import web
 
 from api import paths
 from api.errors import error_response
-from api.views import status_view
-from streams import ownership, retention
-from streams.clock import from_ms, iso
+from api.views import job_view
+from streams import ownership
 from streams.runtime import Runtime
 from streams.sink import jobs as job_registry
 
@@ -48,8 +47,7 @@ class OwnerRouting:
         """The job and its status view when this worker owns the job's progress; otherwise
         the answer to send back (the owner's, or why there is none now)."""
         job_id = request.match_info["job_id"]
-        loop = asyncio.get_running_loop()
-        job = await loop.run_in_executor(None, job_registry.get_job, self.runtime.engine, job_id)
+        job = await asyncio.to_thread(job_registry.get_job, self.runtime.engine, job_id)
         if job is None:
             return error_response(404, f"no job {job_id!r}")
         app = self.runtime.app
@@ -62,18 +60,7 @@ class OwnerRouting:
             if request.headers.get(ROUTED_HEADER):
                 return _retry_shortly("partition ownership is moving")
             return await self._forward(request, owner)
-        return job, self._view(job)
-
-    def _view(self, job: job_registry.JobRecord) -> dict[str, Any]:
-        state = self.runtime.progress_table.get(job.id)
-        view = status_view(job.id, job.type, state, job.total_records)
-        if job.error and view["status"] != "failed":
-            view["status"], view["error"] = "failed", job.error
-        completed = from_ms((state or {}).get("completedAt"))
-        expiry = retention.expires_at(self.runtime.settings, view["status"], completed)
-        view["expiresAt"] = iso(expiry)
-        view["resultsUrl"] = paths.results_url(job.id)
-        return view
+        return job, job_view(job, self.runtime.progress_table.get(job.id), self.runtime.settings)
 
     async def _forward(self, request: web.Request, owner: str) -> web.StreamResponse:
         try:
@@ -90,8 +77,7 @@ class OwnerRouting:
     async def replay_seen(self, job_id: str, since_ms: int) -> bool:
         """Whether the job's status has taken in a replay requested at `since_ms` or later,
         asked of the job's owner; True too when no status knows the job (an upstream chunk's)."""
-        loop = asyncio.get_running_loop()
-        job = await loop.run_in_executor(None, job_registry.get_job, self.runtime.engine, job_id)
+        job = await asyncio.to_thread(job_registry.get_job, self.runtime.engine, job_id)
         if job is None:
             return True
         app = self.runtime.app

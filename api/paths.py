@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 API_PREFIX = "/api/batch"
+JOBS = f"{API_PREFIX}/jobs"
+DLQ = f"{API_PREFIX}/dlq"
 EXPORTS = f"{API_PREFIX}/exports"
 
 
 def job_url(job_id: str) -> str:
-    return f"{API_PREFIX}/jobs/{job_id}"
+    return f"{JOBS}/{job_id}"
 
 
 def results_url(job_id: str) -> str:

@@ -8,11 +8,11 @@ import csv
 import io
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from api import paths
 from api.errors import answers_errors
 from api.queries import page_limit
 from api.tenants import tenant_of
@@ -40,22 +40,12 @@ def columns_of(job_type: str) -> list[str]:
     return list(JOB_TYPES[job_type].columns) if job_type in JOB_TYPES else []
 
 
+@dataclass(frozen=True)
 class ResultsApi:
-    def __init__(self, runtime: Runtime):
-        self.runtime = runtime
-
-    def routes(self) -> list[web.RouteDef]:
-        jobs = f"{paths.API_PREFIX}/jobs"
-        return [
-            web.get(jobs, self.list_jobs),
-            web.get(f"{jobs}/{{job_id}}/results", self.results),
-            web.get(f"{jobs}/{{job_id}}/results.csv", self.failed_csv),
-            web.get(f"{jobs}/{{job_id}}/results.ndjson", self.failed_ndjson),
-            web.get(f"{jobs}/{{job_id}}/errors", self.errors),
-        ]
+    runtime: Runtime
 
     async def _run(self, function: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+        return await asyncio.to_thread(function, *args)
 
     async def _job(self, request: web.Request) -> job_registry.JobRecord:
         job_id = request.match_info["job_id"]

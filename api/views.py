@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from api import paths
-from streams.clock import iso, iso_ms
+from streams.clock import from_ms, iso, iso_ms
+from streams.config import Settings
 from streams.deadletter.reader import DeadLetter
 from streams.deadletter.replay import ReplayReport
 from streams.exceptions import PoisonMessage
 from streams.progress import State, new_state, status_of
+from streams.retention import expires_at
 from streams.sink.jobs import JobRecord
 from streams.sink.results import ErrorGroup
 from streams.submit import Accepted
@@ -92,6 +94,21 @@ def _result_error(status: str, state: State) -> str | None:
     return None
 
 
+def job_view(job: JobRecord, state: State | None, settings: Settings) -> dict[str, Any]:
+    """A job's status as GET /api/batch/jobs/{id} answers it (on the job's owner)."""
+    view = status_view(job.id, job.type, state, job.total_records)
+    if job.error and view["status"] != "failed":
+        view["status"], view["error"] = "failed", job.error
+    completed = from_ms((state or {}).get("completedAt"))
+    view["expiresAt"] = iso(expires_at(settings, view["status"], completed))
+    view["resultsUrl"] = paths.results_url(job.id)
+    return view
+
+
+def cancelling_view(job_id: str) -> dict[str, Any]:
+    return {"jobId": job_id, "status": "cancelling", "statusUrl": paths.job_url(job_id)}
+
+
 def job_result(job_id: str, result: dict[str, Any] | None) -> dict[str, Any] | None:
     """A job's result as a client sees it: a file to `download` becomes its signed URL."""
     if result is None or "download" not in result:
@@ -153,12 +170,7 @@ def result_item(row: Any) -> dict[str, Any]:
 
 
 def error_group(group: ErrorGroup) -> dict[str, Any]:
-    return {
-        "field": group.field,
-        "reason": group.reason,
-        "count": group.count,
-        "sampleRows": group.sample_rows,
-    }
+    return dict(zip(("field", "reason", "count", "sampleRows"), group, strict=True))
 
 
 # -- dead letters ----------------------------------------------------------------------------------

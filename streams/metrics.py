@@ -9,45 +9,37 @@ from functools import lru_cache
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+HELP = {
+    "sluice_records_total": "Records applied, by job type and outcome (successful, failed, "
+    "skipped)",
+    "sluice_chunks_total": "Chunks handled, by result (applied, redelivered, retried, "
+    "dead_lettered)",
+    "sluice_chunk_apply_seconds": "Time to validate and write one chunk, in its database "
+    "transaction",
+    "sluice_uploads_total": "Batch requests, by result (accepted, rejected, unavailable)",
+    "sluice_submitted_records_total": "Records split into chunks",
+    "sluice_queue_depth": "Messages waiting on this worker's assigned partitions (high "
+    "watermark - committed)",
+}
+APPLY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
-        self.records = Counter(
-            "sluice_records_total",
-            "Records applied, by job type and outcome (successful, failed, skipped)",
-            ["job_type", "outcome"],
-            registry=self.registry,
-        )
-        self.chunks = Counter(
-            "sluice_chunks_total",
-            "Chunks handled, by result (applied, redelivered, retried, dead_lettered)",
-            ["result"],
-            registry=self.registry,
-        )
+        self.records = self._counter("sluice_records_total", "job_type", "outcome")
+        self.chunks = self._counter("sluice_chunks_total", "result")
+        self.uploads = self._counter("sluice_uploads_total", "result")
+        self.submitted_records = self._counter("sluice_submitted_records_total")
+        name = "sluice_queue_depth"
+        self.queue_depth = Gauge(name, HELP[name], ["topic"], registry=self.registry)
+        name = "sluice_chunk_apply_seconds"
         self.chunk_seconds = Histogram(
-            "sluice_chunk_apply_seconds",
-            "Time to validate and write one chunk, in its database transaction",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=self.registry,
+            name, HELP[name], buckets=APPLY_BUCKETS, registry=self.registry
         )
-        self.uploads = Counter(
-            "sluice_uploads_total",
-            "Batch requests, by result (accepted, rejected, unavailable)",
-            ["result"],
-            registry=self.registry,
-        )
-        self.submitted_records = Counter(
-            "sluice_submitted_records_total",
-            "Records split into chunks",
-            registry=self.registry,
-        )
-        self.queue_depth = Gauge(
-            "sluice_queue_depth",
-            "Messages waiting on this worker's assigned partitions (high watermark - committed)",
-            ["topic"],
-            registry=self.registry,
-        )
+
+    def _counter(self, name: str, *labels: str) -> Counter:
+        return Counter(name, HELP[name], labels, registry=self.registry)
 
     def declare_labels(self) -> None:
         """Every fixed label value exists from the start, so a first event is a visible

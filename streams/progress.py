@@ -14,6 +14,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from streams.wire.events import (
+    ACCEPTED,
+    CHUNK_OUTCOME,
+    REPLAY_REQUESTED,
+    RESULT_READY,
+    SPLIT_COMPLETED,
+    SPLIT_FAILED,
+)
+
 ERROR_SAMPLE_SIZE = 10
 FINISHED = ("completed", "failed", "cancelled")
 COUNTS = ("records", "successful", "failed", "skipped", "created", "updated")
@@ -69,7 +78,7 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
     current = new_state(job_id) if state is None else state
     updated = json.loads(json.dumps(current))  # a deep copy: the table sees a new value
     updated.setdefault("deadLetters", {})  # states written before dead letters were kept
-    if kind == "sluice.JobAccepted":
+    if kind == ACCEPTED:
         updated.update(
             type=body["jobType"],
             tenant=body["tenant"],
@@ -77,7 +86,7 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
             acceptedAt=updated["acceptedAt"] or at_ms,
             awaitsResult=bool(body.get("awaitsResult")),
         )
-    elif kind == "sluice.SplitCompleted":
+    elif kind == SPLIT_COMPLETED:
         if updated["totalChunks"] is not None:
             return current
         updated.update(
@@ -85,12 +94,12 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
             totalChunks=body["totalChunks"],
             unknownColumns=list(body["unknownColumns"]),
         )
-    elif kind == "sluice.SplitFailed":
+    elif kind == SPLIT_FAILED:
         updated.update(error=body["reason"])
-    elif kind == "sluice.ChunkOutcome":
+    elif kind == CHUNK_OUTCOME:
         if not _count_outcome(updated, body, at_ms):
             return current
-    elif kind == "sluice.ReplayRequested":
+    elif kind == REPLAY_REQUESTED:
         changed = False
         if at_ms > (updated.get("lastReplayAt") or 0):
             updated["lastReplayAt"] = at_ms  # a replay waits for this before it answers
@@ -101,7 +110,7 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
             changed = True
         if not changed:
             return current
-    elif kind == "sluice.ResultReady":
+    elif kind == RESULT_READY:
         if body["basis"] != result_basis(updated) or has_current_result(updated):
             return current  # made from counts since changed (a replay), or a second copy
         updated.update(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from typing import TypedDict
 
 from tenacity import (
     AsyncRetrying,
@@ -21,7 +22,9 @@ from tenacity import (
     stop_never,
     wait_random_exponential,
 )
+from tenacity.retry import retry_base
 from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
 log = logging.getLogger(__name__)
 
@@ -48,28 +51,30 @@ def _log_retry(what: str) -> Callable[[RetryCallState], None]:
     return before_sleep
 
 
-def retrying(attempts: int | None, what: str, *, on: ErrorTypes = Exception) -> AsyncRetrying:
-    """`async for attempt in retrying(5, "status of job x"): with attempt: ...` — tries up to
-    `attempts` times (None: until it succeeds), logs each failure, re-raises the last."""
-    return AsyncRetrying(
-        stop=_stop(attempts),
+class _Policy(TypedDict):
+    stop: stop_base
+    wait: wait_base
+    retry: retry_base
+    before_sleep: Callable[[RetryCallState], None]
+    reraise: bool
+
+
+def _policy(attempts: int | None, what: str, on: ErrorTypes) -> _Policy:
+    return _Policy(
+        stop=stop_never if attempts is None else stop_after_attempt(attempts),
         wait=BACKOFF,
         retry=retry_if_exception_type(on),
         before_sleep=_log_retry(what),
         reraise=True,
     )
+
+
+def retrying(attempts: int | None, what: str, *, on: ErrorTypes = Exception) -> AsyncRetrying:
+    """`async for attempt in retrying(5, "status of job x"): with attempt: ...` — tries up to
+    `attempts` times (None: until it succeeds), logs each failure, re-raises the last."""
+    return AsyncRetrying(**_policy(attempts, what, on))
 
 
 def retrying_sync(attempts: int | None, what: str, *, on: ErrorTypes = Exception) -> Retrying:
     """The same, for code outside the event loop."""
-    return Retrying(
-        stop=_stop(attempts),
-        wait=BACKOFF,
-        retry=retry_if_exception_type(on),
-        before_sleep=_log_retry(what),
-        reraise=True,
-    )
-
-
-def _stop(attempts: int | None) -> stop_base:
-    return stop_never if attempts is None else stop_after_attempt(attempts)
+    return Retrying(**_policy(attempts, what, on))

@@ -46,7 +46,7 @@ class ChunkCutter:
         self._keyless = 0
         # keyless records go round-robin one by one, or a chunk at a time (consecutive_chunks)
         self._keyless_run = self._chunk_size if job_type.consecutive_chunks else 1
-        #: how records look, for a compact encoding (see streams/chunks.py)
+        #: how records look, for a compact encoding (see streams/wire/chunks.py)
         self.columns: tuple[str, ...] = ()
         self.json_values = False
         self.records = 0

@@ -13,7 +13,7 @@ import logging
 import math
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -107,6 +107,10 @@ class JobSubmission:
 
         await self._broker(send_and_wait())
 
+    async def _registry(self, write: Callable[..., None], *args: Any) -> None:
+        """Write this job's row of the job registry, off the event loop."""
+        await asyncio.to_thread(write, self.runtime.engine, self.job_id, *args)
+
     async def open(self) -> None:
         """Announce the job; BrokerUnavailable means nothing of it exists."""
         await self._publish(
@@ -118,16 +122,7 @@ class JobSubmission:
                 awaits_result=self.job_type.has_result,
             )
         )
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(
-            None,
-            job_registry.insert_job,
-            self.runtime.engine,
-            self.job_id,
-            self.tenant,
-            self.job_type.name,
-            self.options,
-        )
+        await self._registry(job_registry.insert_job, self.tenant, self.job_type.name, self.options)
         self.runtime.state.uploads_in_flight += 1
         self._open = True
 
@@ -172,15 +167,7 @@ class JobSubmission:
                     self.job_id, total_records, total_chunks, self.unknown_columns
                 )
             )
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(
-                None,
-                job_registry.record_split,
-                self.runtime.engine,
-                self.job_id,
-                total_records,
-                total_chunks,
-            )
+            await self._registry(job_registry.record_split, total_records, total_chunks)
         finally:
             self._done()
         metrics().submitted_records.inc(total_records)
@@ -190,11 +177,8 @@ class JobSubmission:
         """The upload broke off after the job was announced: the job ends `failed`."""
         self._done()
         self._in_flight.clear()
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(
-                None, job_registry.record_error, self.runtime.engine, self.job_id, reason
-            )
+            await self._registry(job_registry.record_error, reason)
             await self._publish(events.split_failed(self.job_id, reason))
         except Exception:  # the registry row already says why; the broker may be the cause
             log.exception("could not record the failure of job %s", self.job_id)
@@ -213,13 +197,10 @@ async def submit_generated(
     submission = JobSubmission(runtime, job_type, options, tenant)
     await submission.open()
     submission.describe_records(columns=job_type.columns, json_values=False)
-    loop = asyncio.get_running_loop()
     records = job_type.source(runtime.engine, submission.options)
     try:
         row = 0
-        while batch := await loop.run_in_executor(
-            None, _next_records, records, row, GENERATED_BATCH
-        ):
+        while batch := await asyncio.to_thread(_next_records, records, row, GENERATED_BATCH):
             row += len(batch)
             await submission.add(batch)
         return await submission.close()
@@ -229,7 +210,7 @@ async def submit_generated(
     finally:
         close = getattr(records, "close", None)  # a generator: releases its connection
         if close is not None:
-            await loop.run_in_executor(None, close)
+            await asyncio.to_thread(close)
 
 
 def _next_records(

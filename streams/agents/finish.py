@@ -69,13 +69,12 @@ class JobFinisher:
         self, job_type: JobType, job_id: str, options: dict[str, Any], basis: str
     ) -> bytes:
         """The `ResultReady` event: the result, or after MAX_ATTEMPTS failures the error."""
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
             async for attempt in retrying(MAX_ATTEMPTS, f"making the result of job {job_id}"):
                 with attempt:
-                    result = await loop.run_in_executor(
-                        None, job_type.finish, self.runtime.engine, job_id, options
+                    result = await asyncio.to_thread(
+                        job_type.finish, self.runtime.engine, job_id, options
                     )
         except Exception as exc:
             log.exception("job %s: no result after %d attempts", job_id, MAX_ATTEMPTS)

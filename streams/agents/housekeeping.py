@@ -57,11 +57,10 @@ def _remove_expired_jobs(runtime: Runtime) -> None:
     @runtime.app.timer(runtime.settings.retention_interval)
     async def remove_expired_jobs() -> None:
         # every worker runs it: removing a job twice is harmless
-        loop = asyncio.get_running_loop()
         now = datetime.now(UTC)
         try:
-            removed = await loop.run_in_executor(
-                None, retention.remove_expired, runtime.engine, runtime.settings, now
+            removed = await asyncio.to_thread(
+                retention.remove_expired, runtime.engine, runtime.settings, now
             )
             await retention.announce_removed(runtime.progress_topic, removed, "expired")
         except Exception as exc:  # the database or Kafka may be away: the next run catches up

@@ -66,12 +66,10 @@ class ProgressFolder:
             return
         completed = from_ms(after["completedAt"])
         expiry = expires_at(self.runtime.settings, status, completed)
-        loop = asyncio.get_running_loop()
         try:
             async for attempt in retrying(STATUS_ATTEMPTS, f"status of job {job_id}"):
                 with attempt:
-                    await loop.run_in_executor(
-                        None,
+                    await asyncio.to_thread(
                         job_registry.record_status,
                         self.runtime.engine,
                         job_id,

@@ -43,14 +43,13 @@ async def list_dead_letters(
         raise RequestError(
             f"cursor {cursor!r} names no dead-letter topic of this app", field="cursor"
         )
-    loop = asyncio.get_running_loop()
     items: list[Listed] = []
     pending: list[DeadLetter] = []
     next_cursor = None
 
     async def flush() -> None:
-        marks = await loop.run_in_executor(
-            None, replayed_at, runtime.engine, [letter.dedup_key for letter in pending]
+        marks = await asyncio.to_thread(
+            replayed_at, runtime.engine, [letter.dedup_key for letter in pending]
         )
         for letter in pending:
             at = marks.get(letter.dedup_key)
@@ -78,6 +77,5 @@ async def show_dead_letter(runtime: Runtime, dead_letter_id: str) -> Listed | No
     letter = await reader_of(runtime).fetch(position)
     if letter is None:
         return None
-    loop = asyncio.get_running_loop()
-    marks = await loop.run_in_executor(None, replayed_at, runtime.engine, [letter.dedup_key])
+    marks = await asyncio.to_thread(replayed_at, runtime.engine, [letter.dedup_key])
     return letter, marks.get(letter.dedup_key)

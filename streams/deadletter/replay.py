@@ -71,12 +71,11 @@ async def replay(
 ) -> ReplayReport:
     report = ReplayReport(dry_run)
     pace = _Pace(rate)
-    loop = asyncio.get_running_loop()
     batch: list[DeadLetter] = []
 
     async def settle() -> None:
-        marks = await loop.run_in_executor(
-            None, replayed_at, runtime.engine, [letter.dedup_key for letter in batch]
+        marks = await asyncio.to_thread(
+            replayed_at, runtime.engine, [letter.dedup_key for letter in batch]
         )
         published: list[tuple[str, str | None]] = []
         for letter in batch:
@@ -88,7 +87,7 @@ async def replay(
                 await _publish_again(runtime, letter)
                 published.append((letter.dedup_key, letter.job_id))
             report.add(letter)
-        await loop.run_in_executor(None, record_replays, runtime.engine, published)
+        await asyncio.to_thread(record_replays, runtime.engine, published)
         batch.clear()
 
     async with aclosing(reader_of(runtime).scan(runtime.dead_letter_topic_names)) as letters:

@@ -27,11 +27,11 @@ from streams import config
 from streams.exceptions import TransientError
 from streams.exports import export_storage
 from streams.exports.assemble import finish_export
-from streams.exports.filters import FilterOption, conditions
 from streams.exports.formats import COLUMNS, FORMATS, PartWriter
 from streams.exports.signing import signing_key
 from streams.exports.storage import part_name
 from streams.jobtypes.base import JobType
+from streams.jobtypes.user_filter import FilterOption, conditions
 from streams.models import Chunk, ChunkResult, RecordFailure
 from streams.options import ChoiceOption, IntOption, OptionSpec
 from streams.sink import ledger

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from streams.deadletter import dead_letter
 from streams.models import ChunkInfo, ChunkResult, RecordFailure
+from streams.processing.parking import Parked
 from streams.processing.policy import Failure
 from streams.retry import retrying
 from streams.sink.results import record_dead_lettered
@@ -37,22 +38,16 @@ class Outbox:
         delivery = await self._progress_topic.send(key=info.job_id, value=value)
         await delivery
 
-    async def dead_letter(
-        self,
-        message: Any,
-        info: ChunkInfo | None,
-        failure: Failure,
-        attempts: int,
-        first_failure_ms: int,
-    ) -> None:
-        """The original message to its dead-letter topic; for a chunk of a job, its records
-        as failed (results and outcome)."""
+    async def dead_letter(self, entry: Parked, failure: Failure) -> None:
+        """The chunk's message to its dead-letter topic; for a chunk of a job, its records as
+        failed (results and outcome)."""
+        info = entry.info
         await dead_letter(
             self._app.producer,
-            message,
+            entry.message,
             failure,
-            attempts=attempts,
-            first_failure_ms=first_failure_ms,
+            attempts=entry.attempts,
+            first_failure_ms=entry.first_failure_ms,
             job_id=info.job_id if info else None,
             chunk_index=info.chunk_index if info else None,
         )
@@ -68,13 +63,12 @@ class Outbox:
 
     async def _keep_dead_lettered_results(self, info: ChunkInfo, reason: str) -> None:
         """The records' outcomes say where they are; a replay that applies them replaces these."""
-        loop = asyncio.get_running_loop()
         what = f"results of dead-lettered chunk {info.chunk_index} (job {info.job_id})"
         try:
             async for attempt in retrying(RESULT_ATTEMPTS, what):
                 with attempt:
-                    await loop.run_in_executor(
-                        None, record_dead_lettered, self._engine, info.job_id, info.rows, reason
+                    await asyncio.to_thread(
+                        record_dead_lettered, self._engine, info.job_id, info.rows, reason
                     )
         except Exception:  # the database is what failed the chunk, perhaps
             log.error("%s lost", what)

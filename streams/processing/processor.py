@@ -46,14 +46,7 @@ class Sender(Protocol):
         self, info: ChunkInfo, result: ChunkResult, *, dead_lettered: bool = False
     ) -> None: ...
 
-    async def dead_letter(
-        self,
-        message: Any,
-        info: ChunkInfo | None,
-        failure: Failure,
-        attempts: int,
-        first_failure_ms: int,
-    ) -> None: ...
+    async def dead_letter(self, entry: Parked, failure: Failure) -> None: ...
 
 
 class ChunkProcessor:
@@ -175,9 +168,7 @@ class ChunkProcessor:
             error.failure,
             decision.reason,
         )
-        await self.outbox.dead_letter(
-            entry.message, entry.info, error.failure, entry.attempts, entry.first_failure_ms
-        )
+        await self.outbox.dead_letter(entry, error.failure)
         self._finish(entry)
         return True
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg2
 from sqlalchemy import Connection, Engine, delete, func, select
@@ -150,11 +150,10 @@ def failed_batches(engine: Engine, job_id: str, batch: int = 1000) -> Iterator[l
         after = rows[-1].row_no
 
 
-@dataclass(frozen=True)
-class ErrorGroup:
+class ErrorGroup(NamedTuple):
     field: str | None
     reason: str | None
-    count: int
+    size: int
     sample_rows: list[int]
 
 

@@ -37,6 +37,11 @@ class UserRow(Protocol):
 
 _STAGE = "sluice_stage_users"
 _COLUMNS = "email, name, country, age, signup_ts"
+_REPLACE = (
+    "DO UPDATE SET name = EXCLUDED.name, country = EXCLUDED.country, age = EXCLUDED.age, "
+    "signup_ts = EXCLUDED.signup_ts, batch_job_id = EXCLUDED.batch_job_id, updated_at = now() "
+    "RETURNING email, id, (xmax = 0) AS inserted"
+)
 
 
 def _copy_line(r: UserRow) -> str:
@@ -60,20 +65,27 @@ def _stage(connection: Connection, rows: Sequence[UserRow]) -> None:
     copy_lines(connection, f"{_STAGE} ({_COLUMNS})", "".join([_copy_line(r) for r in rows]))
 
 
+def _insert_staged(
+    connection: Connection, rows: Sequence[UserRow], job_id: str, on_conflict: str
+) -> Any:
+    """Stage the rows, then move them with one `INSERT … SELECT … ON CONFLICT (email) …`."""
+    _stage(connection, rows)
+    return connection.execute(
+        text(
+            f"INSERT INTO users ({_COLUMNS}, batch_job_id) "
+            f"SELECT {_COLUMNS}, :job FROM {_STAGE} ORDER BY email "
+            f"ON CONFLICT (email) {on_conflict}"
+        ),
+        {"job": job_id},
+    )
+
+
 def insert_new(connection: Connection, rows: Sequence[UserRow], job_id: str) -> dict[str, int]:
     """Insert rows whose email is not in the table yet; returns the ids of those inserted."""
     if not rows:
         return {}
     if connection.dialect.name == "postgresql":
-        _stage(connection, rows)
-        result = connection.execute(
-            text(
-                f"INSERT INTO users ({_COLUMNS}, batch_job_id) "
-                f"SELECT {_COLUMNS}, :job FROM {_STAGE} ORDER BY email "
-                "ON CONFLICT (email) DO NOTHING RETURNING email, id"
-            ),
-            {"job": job_id},
-        )
+        result = _insert_staged(connection, rows, job_id, "DO NOTHING RETURNING email, id")
         return {email: user_id for email, user_id in result}
     existing = ids_of(connection, [r.email for r in rows])
     fresh = [_values(r, job_id) for r in rows if r.email not in existing]
@@ -90,18 +102,7 @@ def upsert(
     if not rows:
         return {}, set()
     if connection.dialect.name == "postgresql":
-        _stage(connection, rows)
-        result = connection.execute(
-            text(
-                f"INSERT INTO users ({_COLUMNS}, batch_job_id) "
-                f"SELECT {_COLUMNS}, :job FROM {_STAGE} ORDER BY email "
-                "ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name, "
-                "country = EXCLUDED.country, age = EXCLUDED.age, "
-                "signup_ts = EXCLUDED.signup_ts, batch_job_id = EXCLUDED.batch_job_id, "
-                "updated_at = now() RETURNING email, id, (xmax = 0) AS inserted"
-            ),
-            {"job": job_id},
-        )
+        result = _insert_staged(connection, rows, job_id, _REPLACE)
         ids, inserted = {}, set()
         for email, user_id, new in result:
             ids[email] = user_id

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple
 
 from streams.clock import now_ms
-from streams.models import ChunkResult
+from streams.models import Chunk, ChunkInfo, ChunkResult
 from streams.wire.codec import PROGRESS_EVENT, codec
 
 ACCEPTED = "sluice.JobAccepted"
@@ -56,19 +55,8 @@ def split_failed(job_id: str, reason: str) -> bytes:
     return _encode(job_id, SPLIT_FAILED, {"reason": reason})
 
 
-class ChunkIdentity(Protocol):
-    @property
-    def job_id(self) -> str: ...
-    @property
-    def chunk_index(self) -> int: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def partition_seq(self) -> int: ...
-
-
 def chunk_outcome(
-    chunk: ChunkIdentity, result: ChunkResult, *, dead_lettered: bool = False
+    chunk: Chunk | ChunkInfo, result: ChunkResult, *, dead_lettered: bool = False
 ) -> bytes:
     return _encode(
         chunk.job_id,
@@ -90,7 +78,7 @@ def chunk_outcome(
     )
 
 
-def replay_requested(chunk: ChunkIdentity, dead_letter_id: str) -> bytes:
+def replay_requested(chunk: Chunk | ChunkInfo, dead_letter_id: str) -> bytes:
     """Sent before a dead-lettered chunk is published again: its job is active until the
     chunk's new outcome arrives."""
     return _encode(
@@ -122,8 +110,7 @@ def job_removed(job_id: str, reason: str) -> bytes:
     return _encode(job_id, JOB_REMOVED, {"reason": reason})
 
 
-@dataclass(frozen=True)
-class ProgressEvent:
+class ProgressEvent(NamedTuple):
     job_id: str
     at_ms: int
     kind: str

@@ -399,7 +399,7 @@ class WorkerProcess:
 
     def peak_rss_mb(self) -> float:
         """Peak resident set size (VmHWM) of the worker plus its writer processes: the worker
-        applies chunks in child processes (streams/writers.py), so they count too."""
+        applies chunks in child processes (streams/processing/pool.py), so they count too."""
         total = _vm_hwm_kb(self.process.pid)
         children = {
             int(pid)

@@ -42,7 +42,15 @@ def imports_of(name: str, path: Path) -> set[str]:
                 base = ".".join([*anchor, base]).rstrip(".")
             targets.add(base)
             targets.update(f"{base}.{alias.name}" for alias in node.names)
-    return {target for target in targets if target in MODULES and target != name}
+    # importing a.b.c runs the packages a and a.b first: their imports count too
+    for target in list(targets):
+        parts = target.split(".")
+        targets.update(".".join(parts[:end]) for end in range(1, len(parts)))
+    return {
+        target
+        for target in targets
+        if target in MODULES and target != name and not name.startswith(f"{target}.")
+    }
 
 
 GRAPH = {name: imports_of(name, path) for name, path in MODULES.items()}

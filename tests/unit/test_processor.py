@@ -19,6 +19,7 @@ from aiokafka import TopicPartition
 from streams.kafka.admission import InOrderAdmission
 from streams.kafka.commit_guard import CommitGuard
 from streams.models import ChunkInfo, ChunkResult
+from streams.processing.parking import Parked
 from streams.processing.policy import Failure
 from streams.processing.processor import ChunkProcessor
 from streams.processing.writer import Applied, ApplyFailed, Blocked
@@ -85,16 +86,10 @@ class FakeOutbox:
     ) -> None:
         self.outcomes.append((info.chunk_index, dead_lettered))
 
-    async def dead_letter(
-        self,
-        message: Any,
-        info: ChunkInfo | None,
-        failure: Failure,
-        attempts: int,
-        first_failure_ms: int,
-    ) -> None:
+    async def dead_letter(self, entry: Parked, failure: Failure) -> None:
+        info = entry.info
         index = info.chunk_index if info else None
-        self.dead_letters.append((message.offset, index, failure.error_class, attempts))
+        self.dead_letters.append((entry.message.offset, index, failure.error_class, entry.attempts))
         if info is not None:
             await self.outcome(info, ChunkResult(records=1, failed=1), dead_lettered=True)
 

@@ -1,4 +1,4 @@
-"""Which users an export takes: the `filter` option, its validation, and its SQL conditions.
+"""Which users a `user-export` takes: the `filter` option, its validation, its SQL conditions.
 
 `{country, signupFrom, signupTo, ageMin, ageMax}`, every key optional, all of them must hold:
 `country` two ASCII letters (matched upper-case); `signupFrom` ≤ signup_ts < `signupTo` (ISO-8601,
@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import ColumnElement
 
 from streams.exceptions import OptionError
+from streams.jobtypes.user_rules import AGE_MAX, AGE_MIN
 from streams.sink.tables import users
 
-AGE_MIN, AGE_MAX = 13, 130  # the user contract's range (streams/jobtypes/user_rules.py)
 FILTER_KEYS: tuple[str, ...] = ("country", "signupFrom", "signupTo", "ageMin", "ageMax")
 
 
