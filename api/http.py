@@ -15,6 +15,7 @@ from api.operations import OperationsApi
 from api.owners import OwnerRouting
 from api.paths import DLQ, EXPORTS, JOBS
 from api.results import ResultsApi
+from streams.config import Settings
 from streams.runtime import Runtime
 
 
@@ -45,6 +46,19 @@ def routes(runtime: Runtime) -> list[web.RouteDef]:
         web.get("/api/openapi.yaml", operations.openapi),
         web.get("/metrics", operations.prometheus),
     ]
+
+
+def welcome(settings: Settings) -> str:
+    """Where a person finds the API of a worker just started, and a first job to submit."""
+    url = f"http://{settings.api_host}:{settings.api_port}"
+    return (
+        f"API: {url}  (ready once `curl {url}/api/health` answers 200)\n"
+        f"Submit a job:\n"
+        f"  .venv/bin/sluice submit docs/examples/users.csv --type user-import "
+        f"--opt skipDuplicates=true --follow\n"
+        f"  curl -X POST -H 'Content-Type: text/csv' --data-binary @docs/examples/users.csv "
+        f"'{url}{JOBS}?type=user-import'\n"
+    )
 
 
 def mount(runtime: Runtime) -> None:

@@ -88,10 +88,6 @@ class Settings(BaseSettings):
     def database_url_masked(self) -> str:
         return mask_url(self.database_url.get_secret_value())
 
-    @property
-    def api_base_url(self) -> str:
-        return (self.api_url or f"http://127.0.0.1:{self.api_port}").rstrip("/")
-
     def shown(self) -> dict[str, Any]:
         """Every setting as `sluice config` prints it: secrets masked."""
         values = self.model_dump()

@@ -22,7 +22,8 @@ TERMINAL = {"completed", "failed", "cancelled"}
 
 def api_url() -> str:
     """The API the CLI talks to: SLUICE_API_URL, else this host's SLUICE_API_PORT."""
-    return settings().api_base_url
+    current = settings()
+    return (current.api_url or f"http://127.0.0.1:{current.api_port}").rstrip("/")
 
 
 # -- client -----------------------------------------------------------------------------------

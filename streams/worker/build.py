@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import faust
 
@@ -17,11 +18,17 @@ from streams.processing.processor import ChunkProcessor
 from streams.runtime import Runtime, create_runtime
 from streams.worker.idle import exit_when_idle
 
-#: Adds routes to the runtime's web server (api.http.mount).
-Serve = Callable[[Runtime], object]
+
+@dataclass(frozen=True)
+class Api:
+    """What the `sluice` command hands a worker (api/http.py): `mount` adds the HTTP API's
+    routes to the runtime's web server; `welcome` tells a person where to find it."""
+
+    mount: Callable[[Runtime], object]
+    welcome: Callable[[Settings], str]
 
 
-def build_worker(settings: Settings, *, serve: Serve | None, until_idle: bool = False) -> Runtime:
+def build_worker(settings: Settings, *, api: Api | None, until_idle: bool = False) -> Runtime:
     runtime = create_runtime(settings)
     pool = WriterPool(
         settings.database_url.get_secret_value(),
@@ -38,8 +45,8 @@ def build_worker(settings: Settings, *, serve: Serve | None, until_idle: bool = 
     housekeeping.register(runtime)
     if until_idle:
         exit_when_idle(runtime)
-    if serve is not None:
-        serve(runtime)
+    if api is not None:
+        api.mount(runtime)
     return runtime
 
 

@@ -1,6 +1,6 @@
 """`sluice run|worker|devbroker|config`: the processes, and the settings they run with.
 
-What serves HTTP on a worker is not known here: the `sluice` command passes it in (api.http).
+What serves HTTP on a worker is not known here: the `sluice` command passes it in (api/http.py).
 """
 
 from __future__ import annotations
@@ -10,17 +10,17 @@ import functools
 import shutil
 from typing import Any
 
-from streams.config import Settings, load_settings
+from streams.config import load_settings
 from streams.devbroker import start_dev_broker
 from streams.exceptions import ConfigError
-from streams.worker.build import Serve, build_worker, run_worker
+from streams.worker.build import Api, build_worker, run_worker
 
 
-def add_commands(commands: Any, serve: Serve) -> None:
+def add_commands(commands: Any, api: Api) -> None:
     """The process commands, on the `sluice` parser's subcommands."""
     run = commands.add_parser("run", help="dev broker + a worker serving the API")
     run.add_argument("--loglevel", default="info")
-    run.set_defaults(func=functools.partial(cmd_run, serve=serve))
+    run.set_defaults(func=functools.partial(cmd_run, api=api))
 
     worker = commands.add_parser("worker", help="a worker (consumes chunks, serves the API)")
     worker.add_argument(
@@ -30,7 +30,7 @@ def add_commands(commands: Any, serve: Serve) -> None:
     )
     worker.add_argument("--port", type=int, help="HTTP port (default SLUICE_API_PORT)")
     worker.add_argument("--loglevel", default="info")
-    worker.set_defaults(func=functools.partial(cmd_worker, serve=serve))
+    worker.set_defaults(func=functools.partial(cmd_worker, api=api))
 
     broker = commands.add_parser("devbroker", help="the embedded Kafka-protocol dev broker")
     broker.add_argument("--port", type=int, default=9092)
@@ -40,7 +40,7 @@ def add_commands(commands: Any, serve: Serve) -> None:
     config.set_defaults(func=cmd_config)
 
 
-def cmd_worker(args: argparse.Namespace, *, serve: Serve) -> int:
+def cmd_worker(args: argparse.Namespace, *, api: Api) -> int:
     overrides = {"api_port": args.port} if args.port else {}
     settings = load_settings(**overrides)
     if not settings.bootstrap_servers:
@@ -48,7 +48,7 @@ def cmd_worker(args: argparse.Namespace, *, serve: Serve) -> int:
             "KAFKA_BOOTSTRAP_SERVERS is not set: point it at a Kafka cluster, "
             "or use `sluice run` to start the embedded dev broker with a worker"
         )
-    runtime = build_worker(settings, serve=serve, until_idle=args.until_idle)
+    runtime = build_worker(settings, api=api, until_idle=args.until_idle)
     run_worker(runtime, loglevel=args.loglevel)
     return 0
 
@@ -63,7 +63,7 @@ def cmd_devbroker(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace, *, serve: Serve) -> int:
+def cmd_run(args: argparse.Namespace, *, api: Api) -> int:
     """Dev broker (unless KAFKA_BOOTSTRAP_SERVERS is set) + one worker serving the API."""
     settings = load_settings()
     broker = None
@@ -75,27 +75,17 @@ def cmd_run(args: argparse.Namespace, *, serve: Serve) -> int:
         for stale in settings.data_dir.glob("*-*/"):
             shutil.rmtree(stale, ignore_errors=True)
     where = "embedded dev broker" if broker else "KAFKA_BOOTSTRAP_SERVERS"
-    print(_welcome(settings, where), flush=True)
+    print(
+        f"Sluice: Kafka {settings.bootstrap_servers} ({where}), "
+        f"database {settings.database_url_masked}\n{api.welcome(settings)}",
+        flush=True,
+    )
     try:
-        run_worker(build_worker(settings, serve=serve), loglevel=args.loglevel)
+        run_worker(build_worker(settings, api=api), loglevel=args.loglevel)
         return 0
     finally:
         if broker is not None:
             broker.stop()
-
-
-def _welcome(settings: Settings, where: str) -> str:
-    url = f"http://{settings.api_host}:{settings.api_port}"
-    return (
-        f"Sluice: Kafka {settings.bootstrap_servers} ({where}), "
-        f"database {settings.database_url_masked}\n"
-        f"API: {url}  (ready once `curl {url}/api/health` answers 200)\n"
-        f"Submit a job:\n"
-        f"  .venv/bin/sluice submit docs/examples/users.csv --type user-import "
-        f"--opt skipDuplicates=true --follow\n"
-        f"  curl -X POST -H 'Content-Type: text/csv' --data-binary @docs/examples/users.csv "
-        f"'{url}/api/batch/jobs?type=user-import'\n"
-    )
 
 
 def cmd_config(args: argparse.Namespace) -> int:

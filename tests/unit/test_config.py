@@ -25,7 +25,7 @@ def test_defaults() -> None:
     assert settings.database_url.get_secret_value() == "sqlite:///sluice.db"
     assert (settings.partitions, settings.writers, settings.api_port) == (8, 2, 8000)
     assert settings.export_dir == Path(".sluice/exports")
-    assert settings.api_base_url == "http://127.0.0.1:8000"
+    assert settings.api_url == ""  # the CLI then talks to http://127.0.0.1:$SLUICE_API_PORT
 
 
 def test_variables_are_read_typed_and_empty_means_default(monkeypatch: pytest.MonkeyPatch) -> None:
