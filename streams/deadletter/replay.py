@@ -26,7 +26,6 @@ from streams.runtime import Runtime
 from streams.sink.replays import record_replays, replayed_at
 from streams.topics import DEAD_LETTER_SUFFIX
 from streams.wire import events
-from streams.wire.chunks import decode_chunk
 
 REPLAY_OF_HEADER = "sluice-replay-of"
 MAX_LISTED_IDS = 100
@@ -107,7 +106,7 @@ async def _publish_again(runtime: Runtime, letter: DeadLetter) -> None:
     topic = source.topic if source else letter.position.topic.removesuffix(DEAD_LETTER_SUFFIX)
     if topic == runtime.chunk_topic.get_topic_name():
         try:
-            chunk = decode_chunk(letter.value)
+            chunk = letter.chunk()
         except PoisonMessage:
             pass  # no job to reopen: it will be dead-lettered again unless the code changed
         else:
