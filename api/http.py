@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from api.database import database_faults
 from api.deadletters import DeadLetterApi
 from api.exports import ExportApi
 from api.jobs import JobsApi
@@ -64,4 +65,5 @@ def welcome(settings: Settings) -> str:
 def mount(runtime: Runtime) -> None:
     """Add the API's routes to the worker's Faust web server."""
     web_server: Any = runtime.app.web  # the aiohttp driver, which exposes its Application
+    web_server.web_app.middlewares.append(database_faults)
     web_server.web_app.add_routes(routes(runtime))

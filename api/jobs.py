@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from api import uploads
+from api.database import database
 from api.errors import error_response
 from api.owners import OwnerRouting
 from api.views import accepted_view, cancelling_view
@@ -63,13 +63,14 @@ class JobsApi:
         return web.json_response(found[1])
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
-        found = await self.owners.job_here(request)
+        found = await self.owners.job_here(request, registry=True)
         if isinstance(found, web.StreamResponse):
             return found
         job, view = found
+        assert job is not None
         if view["status"] in FINISHED:
             return error_response(409, f"job {job.id} is already {view['status']}")
-        marked = await asyncio.to_thread(
+        marked = await database(
             job_registry.stop_job, self.runtime.engine, job.id, job_registry.CANCELLED
         )
         if not marked and job.stopped != job_registry.CANCELLED:
@@ -78,12 +79,13 @@ class JobsApi:
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Remove a finished job's results and metadata now (what retention does later)."""
-        found = await self.owners.job_here(request)
+        found = await self.owners.job_here(request, registry=True)
         if isinstance(found, web.StreamResponse):
             return found
         job, view = found
+        assert job is not None
         if view["status"] not in FINISHED:
             return error_response(409, f"job {job.id} is {view['status']}: cancel it first")
-        await asyncio.to_thread(retention.remove_job, self.runtime.engine, job.id)
+        await database(retention.remove_job, self.runtime.engine, job.id)
         await retention.announce_removed(self.runtime.progress_topic, [job.id], "deleted")
         return web.Response(status=204)

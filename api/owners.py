@@ -7,7 +7,6 @@ already forwarded that meets another owner is told to retry: ownership is moving
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -15,9 +14,11 @@ import aiohttp
 from aiohttp import web
 
 from api import paths
+from api.database import database
 from api.errors import error_response
 from api.views import job_view
 from streams import ownership
+from streams.exceptions import DatabaseUnavailable
 from streams.runtime import Runtime
 from streams.sink import jobs as job_registry
 
@@ -42,14 +43,13 @@ class OwnerRouting:
         return self._session
 
     async def job_here(
-        self, request: web.Request
-    ) -> web.StreamResponse | tuple[job_registry.JobRecord, dict[str, Any]]:
-        """The job and its status view when this worker owns the job's progress; otherwise
-        the answer to send back (the owner's, or why there is none now)."""
+        self, request: web.Request, *, registry: bool = False
+    ) -> web.StreamResponse | tuple[job_registry.JobRecord | None, dict[str, Any]]:
+        """The job's registry row and its status view when this worker owns the job's
+        progress; otherwise the answer to send back (the owner's, or why there is none now).
+        While the database is away the status is still answered from the progress state
+        (with no registry row), unless the caller needs the `registry` row itself."""
         job_id = request.match_info["job_id"]
-        job = await asyncio.to_thread(job_registry.get_job, self.runtime.engine, job_id)
-        if job is None:
-            return error_response(404, f"no job {job_id!r}")
         app = self.runtime.app
         if app.rebalancing or app.in_recovery:
             return _retry_shortly("the worker is rebalancing")
@@ -60,7 +60,17 @@ class OwnerRouting:
             if request.headers.get(ROUTED_HEADER):
                 return _retry_shortly("partition ownership is moving")
             return await self._forward(request, owner)
-        return job, job_view(job, self.runtime.progress_table.get(job.id), self.runtime.settings)
+        state = self.runtime.progress_table.get(job_id)
+        try:
+            job = await database(job_registry.get_job, self.runtime.engine, job_id)
+        except DatabaseUnavailable:
+            if registry or state is None or state.get("type") is None:
+                raise
+            job = None  # the progress state alone says how the job is doing
+        else:
+            if job is None:
+                return error_response(404, f"no job {job_id!r}")
+        return job, job_view(job_id, job, state, self.runtime.settings)
 
     async def _forward(self, request: web.Request, owner: str) -> web.StreamResponse:
         try:
@@ -77,7 +87,7 @@ class OwnerRouting:
     async def replay_seen(self, job_id: str, since_ms: int) -> bool:
         """Whether the job's status has taken in a replay requested at `since_ms` or later,
         asked of the job's owner; True too when no status knows the job (an upstream chunk's)."""
-        job = await asyncio.to_thread(job_registry.get_job, self.runtime.engine, job_id)
+        job = await database(job_registry.get_job, self.runtime.engine, job_id)
         if job is None:
             return True
         app = self.runtime.app

@@ -7,12 +7,12 @@ import asyncio
 import csv
 import io
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from api.database import database
 from api.errors import answers_errors
 from api.queries import page_limit
 from api.tenants import tenant_of
@@ -44,12 +44,9 @@ def columns_of(job_type: str) -> list[str]:
 class ResultsApi:
     runtime: Runtime
 
-    async def _run(self, function: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.to_thread(function, *args)
-
     async def _job(self, request: web.Request) -> job_registry.JobRecord:
         job_id = request.match_info["job_id"]
-        job = await self._run(job_registry.get_job, self.runtime.engine, job_id)
+        job = await database(job_registry.get_job, self.runtime.engine, job_id)
         if job is None:
             raise RequestError(f"no job {job_id!r}", status=404)
         return job
@@ -65,7 +62,7 @@ class ResultsApi:
         job_type = query.get("type") or None
         if job_type is not None and job_type not in JOB_TYPES:
             raise RequestError(f"unknown job type {job_type!r}", field="type")
-        page = await self._run(
+        page = await database(
             lambda: job_registry.list_jobs(
                 self.runtime.engine,
                 tenant_of(request),
@@ -90,7 +87,7 @@ class ResultsApi:
             if not (query["cursor"].isascii() and query["cursor"].isdigit()):
                 raise RequestError("cursor is not one this API gave", field="cursor")
             after = int(query["cursor"])
-        page = await self._run(
+        page = await database(
             results.page, self.runtime.engine, job.id, status, after, page_limit(query.get("limit"))
         )
         next_cursor = None if page.next_after is None else str(page.next_after)
@@ -100,7 +97,7 @@ class ResultsApi:
     @answers_errors
     async def errors(self, request: web.Request) -> web.StreamResponse:
         job = await self._job(request)
-        groups = await self._run(results.error_groups, self.runtime.engine, job.id)
+        groups = await database(results.error_groups, self.runtime.engine, job.id)
         return web.json_response({"jobId": job.id, "groups": [error_group(g) for g in groups]})
 
     @answers_errors
@@ -135,7 +132,8 @@ class ResultsApi:
         if kind == "csv":
             writer.writerow([*columns, *ERROR_COLUMNS])
         batches = results.failed_batches(self.runtime.engine, job.id)
-        while (batch := await self._run(next, batches, None)) is not None:
+        # not retried: a generator that raised is spent (the answer breaks off instead)
+        while (batch := await asyncio.to_thread(next, batches, None)) is not None:
             for row in batch:
                 original = json.loads(row.original) if row.original else {}
                 if kind == "csv":

@@ -12,7 +12,7 @@ from streams.config import Settings
 from streams.deadletter.reader import DeadLetter
 from streams.deadletter.replay import ReplayReport
 from streams.exceptions import PoisonMessage
-from streams.progress import State, new_state, status_of
+from streams.progress import FINISHED, State, new_state, status_of, waiting_on
 from streams.retention import expires_at
 from streams.sink.jobs import JobRecord
 from streams.sink.results import ErrorGroup
@@ -61,6 +61,7 @@ def status_view(job_id: str, job_type: str, state: State | None, total: int | No
         "startedAt": iso_ms(s["startedAt"]),
         "completedAt": iso_ms(s["completedAt"]),
         "error": s["error"] or _stop_message(status, s) or _result_error(status, s),
+        "waitingOn": waiting_on(s) if status not in FINISHED else None,
         "summary": _summary(s),
     }
     if s.get("awaitsResult"):
@@ -94,14 +95,20 @@ def _result_error(status: str, state: State) -> str | None:
     return None
 
 
-def job_view(job: JobRecord, state: State | None, settings: Settings) -> dict[str, Any]:
-    """A job's status as GET /api/batch/jobs/{id} answers it (on the job's owner)."""
-    view = status_view(job.id, job.type, state, job.total_records)
-    if job.error and view["status"] != "failed":
-        view["status"], view["error"] = "failed", job.error
+def job_view(
+    job_id: str, job: JobRecord | None, state: State | None, settings: Settings
+) -> dict[str, Any]:
+    """A job's status as GET /api/batch/jobs/{id} answers it (on the job's owner), from its
+    registry row and progress state; from the state alone while the database is away."""
+    if job is None:
+        view = status_view(job_id, (state or {}).get("type") or "", state, None)
+    else:
+        view = status_view(job_id, job.type, state, job.total_records)
+        if job.error and view["status"] != "failed":
+            view["status"], view["error"] = "failed", job.error
     completed = from_ms((state or {}).get("completedAt"))
     view["expiresAt"] = iso(expires_at(settings, view["status"], completed))
-    view["resultsUrl"] = paths.results_url(job.id)
+    view["resultsUrl"] = paths.results_url(job_id)
     return view
 
 

@@ -53,13 +53,29 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(1.0, gt=0)
     # Database: SQLAlchemy URL; a SQLite file when unset.
     database_url: SecretStr = Field(SecretStr(DEFAULT_SQLITE_URL), validation_alias="DATABASE_URL")
+    # Every PostgreSQL session Sluice opens: how long a statement may run, a lock be waited for
+    # and a transaction sit idle before the server ends it (a client that vanished leaves no
+    # locks behind for longer), TCP keepalives on both ends, and how long a connection may
+    # take. The worker abandons a connection that gives no answer for db_statement_timeout +
+    # 10 s (docs/operations.md).
+    db_statement_timeout: float = Field(120.0, gt=0)
+    db_lock_timeout: float = Field(30.0, gt=0)
+    db_idle_in_transaction_timeout: float = Field(60.0, gt=0)
+    db_connect_timeout: int = Field(10, ge=1, le=3600)
+    db_keepalives_idle: int = Field(10, ge=1, le=3600)
+    db_keepalives_interval: int = Field(5, ge=1, le=3600)
+    db_keepalives_count: int = Field(3, ge=1, le=100)
     # HTTP API served by every worker, and the one the CLI talks to (default: this host's).
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     api_url: str = ""
     data_dir: Path = Path(".sluice")
-    # Chunk processing.
+    # Chunk processing. A writer process applying one chunk for longer than chunk_timeout is
+    # stopped and the chunk retried; chunks in flight (and partitions without progress) for
+    # longer than stall_seconds are logged and counted in metrics.
     writers: int = Field(2, ge=1, le=64)
+    chunk_timeout: float = Field(180.0, gt=0)
+    stall_seconds: float = Field(60.0, gt=0)
     batch_chunks: int = Field(8, ge=1, le=256)
     submit_timeout: float = Field(10.0, gt=0)
     idle_seconds: float = Field(5.0, ge=0)

@@ -6,6 +6,7 @@ SluiceError
 │   ├── OptionError        an option is unknown or out of range (carries the field)
 │   └── UploadError        the upload as a whole cannot be read (streams/parse/)
 ├── BrokerUnavailable      Kafka did not acknowledge in time: HTTP 503 with Retry-After
+├── DatabaseUnavailable    the database is away (refused, lost, no answer): HTTP 503
 └── ChunkError             processing one chunk failed; the subclass carries the decision
     ├── PoisonMessage      cannot be decoded or names an unknown type: dead-letter at once
     └── TransientError     may succeed later (connection lost, deadlock): retry after a delay
@@ -47,6 +48,12 @@ class UploadError(RequestError):
 
 class BrokerUnavailable(SluiceError):
     """Kafka did not acknowledge in time; nothing of the job was kept."""
+
+    retry_after = 5
+
+
+class DatabaseUnavailable(SluiceError):
+    """The database refused, lost or did not answer the connection; try again shortly."""
 
     retry_after = 5
 

@@ -17,6 +17,7 @@ from typing import Any
 from streams.wire.events import (
     ACCEPTED,
     CHUNK_OUTCOME,
+    CHUNK_WAITING,
     REPLAY_REQUESTED,
     RESULT_READY,
     SPLIT_COMPLETED,
@@ -50,6 +51,8 @@ def new_state(job_id: str) -> State:
         "error": None,
         "stopped": None,
         "deadLetters": {},
+        # chunks waiting for what they write to (the database), by "partition:seq"
+        "waiting": {},
         # a job whose type has a result (an export's file): it is completed once a result
         # made from its final counts (`resultBasis`) is there
         "awaitsResult": False,
@@ -59,12 +62,17 @@ def new_state(job_id: str) -> State:
     }
 
 
+def _counted(state: State, partition: int, seq: int) -> bool:
+    next_seq, pending = state["seen"].get(str(partition), (0, []))
+    return seq < next_seq or seq in pending
+
+
 def _first_sighting(state: State, partition: int, seq: int) -> bool:
     """Mark (partition, seq) as counted; False when it was counted before."""
     seen = state["seen"]
-    next_seq, pending = seen.get(str(partition), (0, []))
-    if seq < next_seq or seq in pending:
+    if _counted(state, partition, seq):
         return False
+    next_seq, pending = seen.get(str(partition), (0, []))
     pending = [*pending, seq]
     while next_seq in pending:
         pending.remove(next_seq)
@@ -78,6 +86,7 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
     current = new_state(job_id) if state is None else state
     updated = json.loads(json.dumps(current))  # a deep copy: the table sees a new value
     updated.setdefault("deadLetters", {})  # states written before dead letters were kept
+    updated.setdefault("waiting", {})  # or before chunks said they wait
     if kind == ACCEPTED:
         updated.update(
             type=body["jobType"],
@@ -98,6 +107,10 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
         updated.update(error=body["reason"])
     elif kind == CHUNK_OUTCOME:
         if not _count_outcome(updated, body, at_ms):
+            return current
+        updated["waiting"].pop(f"{body['partition']}:{body['partitionSeq']}", None)
+    elif kind == CHUNK_WAITING:
+        if not _note_waiting(updated, body, at_ms):
             return current
     elif kind == REPLAY_REQUESTED:
         changed = False
@@ -163,6 +176,21 @@ def _count_outcome(state: State, body: dict, at_ms: int) -> bool:
     return True
 
 
+def _note_waiting(state: State, body: dict, at_ms: int) -> bool:
+    """A chunk not counted yet waits; False when that changes nothing."""
+    key = f"{body['partition']}:{body['partitionSeq']}"
+    if key in state["waiting"] or _counted(state, body["partition"], body["partitionSeq"]):
+        return False
+    state["waiting"][key] = {"reason": body["reason"], "error": body["error"], "since": at_ms}
+    return True
+
+
+def waiting_on(state: State | None) -> str | None:
+    """What the job's chunks are waiting for (the database), if any is."""
+    reasons = sorted({w["reason"] for w in (state or {}).get("waiting", {}).values()})
+    return ", ".join(reasons) or None
+
+
 def _sample_errors(state: State, errors: list[dict]) -> list[int]:
     """Keep the first few record errors of a job; the rows of those kept."""
     room = max(ERROR_SAMPLE_SIZE - len(state["errors"]), 0)
@@ -221,6 +249,6 @@ def status_of(state: State | None) -> str:
             if state.get("resultError"):
                 return "failed"
         return "completed"
-    if state["chunksDone"] > 0:
+    if state["chunksDone"] > 0 or state.get("waiting"):
         return "active"
     return "queued"

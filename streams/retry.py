@@ -32,6 +32,7 @@ RETRY_BASE_SECONDS = 0.2
 RETRY_CAP_SECONDS = 30.0
 
 ErrorTypes = type[BaseException] | tuple[type[BaseException], ...]
+Waits = Callable[[BaseException], bool]
 #: the same curve as `backoff_delay`, for tenacity
 BACKOFF = wait_random_exponential(multiplier=RETRY_BASE_SECONDS, max=RETRY_CAP_SECONDS)
 
@@ -59,9 +60,13 @@ class _Policy(TypedDict):
     reraise: bool
 
 
-def _policy(attempts: int | None, what: str, on: ErrorTypes) -> _Policy:
+def _policy(attempts: int | None, what: str, on: ErrorTypes, waits_for: Waits | None) -> _Policy:
+    if waits_for is not None and attempts is not None:
+        stop: stop_base = _StopAfterCounted(attempts, waits_for)
+    else:
+        stop = stop_never if attempts is None else stop_after_attempt(attempts)
     return _Policy(
-        stop=stop_never if attempts is None else stop_after_attempt(attempts),
+        stop=stop,
         wait=BACKOFF,
         retry=retry_if_exception_type(on),
         before_sleep=_log_retry(what),
@@ -69,12 +74,35 @@ def _policy(attempts: int | None, what: str, on: ErrorTypes) -> _Policy:
     )
 
 
-def retrying(attempts: int | None, what: str, *, on: ErrorTypes = Exception) -> AsyncRetrying:
+class _StopAfterCounted(stop_base):
+    """Stop after `attempts` failures, not counting those `waits_for` accepts."""
+
+    def __init__(self, attempts: int, waits_for: Waits):
+        self.attempts = attempts
+        self.waits_for = waits_for
+        self.counted = 0
+
+    def __call__(self, state: RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome else None
+        if error is None or not self.waits_for(error):
+            self.counted += 1
+        return self.counted >= self.attempts
+
+
+def retrying(
+    attempts: int | None,
+    what: str,
+    *,
+    on: ErrorTypes = Exception,
+    waits_for: Waits | None = None,
+) -> AsyncRetrying:
     """`async for attempt in retrying(5, "status of job x"): with attempt: ...` — tries up to
-    `attempts` times (None: until it succeeds), logs each failure, re-raises the last."""
-    return AsyncRetrying(**_policy(attempts, what, on))
+    `attempts` times (None: until it succeeds), logs each failure, re-raises the last.
+    Failures that `waits_for` accepts (the database is away) do not count: they are waited
+    out, however long."""
+    return AsyncRetrying(**_policy(attempts, what, on, waits_for))
 
 
 def retrying_sync(attempts: int | None, what: str, *, on: ErrorTypes = Exception) -> Retrying:
     """The same, for code outside the event loop."""
-    return Retrying(**_policy(attempts, what, on))
+    return Retrying(**_policy(attempts, what, on, None))

@@ -5,6 +5,7 @@ engine, and the state of its work. Nothing here knows the agents or the API: the
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from streams.kafka import commit_guard
 from streams.kafka.consumer import ConsumerView
 from streams.kafka.end_offsets import install_faust_fix
 from streams.sink.database import make_engine
+from streams.sink.sessions import SessionLimits, answer_within
 from streams.worker_state import WorkerState
 
 # A chunk of 10,000 wide records can pass aiokafka's 1 MiB default; the broker has no limit.
@@ -82,6 +84,17 @@ def create_faust_app(settings: Settings) -> faust.App:
     )
 
 
+def _registry_engine(settings: Settings) -> Engine:
+    """This process's engine, for the job registry (chunks go to writer processes); every
+    wait on PostgreSQL here is bounded (streams/sink/sessions.py)."""
+    limits = SessionLimits.of(settings)
+    url = settings.database_url.get_secret_value()
+    engine = make_engine(url, pool_size=2, limits=limits, name=f"sluice-worker-{os.getpid()}")
+    if engine.dialect.name == "postgresql":
+        answer_within(limits.answer_deadline)
+    return engine
+
+
 def create_runtime(settings: Settings) -> Runtime:
     """The app with its topics and table, the commit guard installed under its consumer."""
     app = create_faust_app(settings)
@@ -129,7 +142,7 @@ def create_runtime(settings: Settings) -> Runtime:
         progress_topic=progress_topic,
         dead_letter_topics=dead_letter_topics,
         progress_table=progress_table,
-        engine=make_engine(settings.database_url.get_secret_value(), pool_size=2),
+        engine=_registry_engine(settings),
         commit_guard=guard,
         consumer=ConsumerView(app),
     )

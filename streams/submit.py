@@ -24,6 +24,7 @@ from streams.metrics import metrics
 from streams.models import ParsedRecord
 from streams.runtime import Runtime
 from streams.sink import jobs as job_registry
+from streams.sink.faults import database_away
 from streams.split import ChunkCutter
 from streams.wire import events
 from streams.wire.chunks import chunk_header, encode_chunk
@@ -167,11 +168,24 @@ class JobSubmission:
                     self.job_id, total_records, total_chunks, self.unknown_columns
                 )
             )
-            await self._registry(job_registry.record_split, total_records, total_chunks)
+            await self._record_totals(total_records, total_chunks)
         finally:
             self._done()
         metrics().submitted_records.inc(total_records)
         return Accepted(self.job_id, total_records, total_chunks)
+
+    async def _record_totals(self, total_records: int, total_chunks: int) -> None:
+        """For listings; the job is accepted already (every chunk and its totals are on
+        Kafka), so a database away here is no reason to fail it: the progress agent records
+        the totals with the job's status later."""
+        try:
+            await self._registry(job_registry.record_split, total_records, total_chunks)
+        except Exception as exc:
+            if not database_away(exc):
+                raise
+            log.warning(
+                "job %s: totals not recorded yet, the database is away (%s)", self.job_id, exc
+            )
 
     async def abort(self, reason: str) -> None:
         """The upload broke off after the job was announced: the job ends `failed`."""

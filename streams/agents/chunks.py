@@ -1,14 +1,17 @@
 """The chunk agent: take chunk events in small batches and hand them to the processor
-(streams/processing/processor.py), which applies them and reports their outcomes."""
+(streams/processing/processor.py), which applies them and reports their outcomes; and the
+timer of the stall watch (streams/processing/watch.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from streams.processing.processor import ChunkProcessor
+from streams.processing.watch import StallWatch
 from streams.runtime import Runtime
 
 BATCH_WITHIN_SECONDS = 0.05
+WATCH_INTERVAL = 5.0
 
 
 def register(runtime: Runtime, processor: ChunkProcessor) -> None:
@@ -26,3 +29,9 @@ def register(runtime: Runtime, processor: ChunkProcessor) -> None:
         processor.forget(revoked)
 
     runtime.app.on_partitions_revoked.connect(forget_revoked)  # type: ignore[arg-type]
+
+    watch = StallWatch(runtime.commit_guard, runtime.settings.stall_seconds)
+
+    @runtime.app.timer(min(WATCH_INTERVAL, runtime.settings.stall_seconds / 2))
+    async def watch_for_stalls() -> None:
+        watch.check(list(processor.in_flight.values()))

@@ -22,6 +22,7 @@ from streams.ownership import owns
 from streams.progress import State, awaits_result, result_basis
 from streams.retry import retrying
 from streams.runtime import Runtime
+from streams.sink.faults import database_away
 from streams.wire import events
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ class JobFinisher:
         """The `ResultReady` event: the result, or after MAX_ATTEMPTS failures the error."""
         started = time.perf_counter()
         try:
-            async for attempt in retrying(MAX_ATTEMPTS, f"making the result of job {job_id}"):
+            what = f"making the result of job {job_id}"
+            async for attempt in retrying(MAX_ATTEMPTS, what, waits_for=database_away):
                 with attempt:
                     result = await asyncio.to_thread(
                         job_type.finish, self.runtime.engine, job_id, options

@@ -1,32 +1,28 @@
-"""The progress agent: fold progress events into the job-progress table, once each, and keep
-the job registry's status in step (listings and retention read it there)."""
+"""The progress agent: fold progress events into the job-progress table, once each; the job
+registry's status rows follow (streams/agents/status.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from streams.agents.finish import JobFinisher
-from streams.clock import from_ms
+from streams.agents.status import StatusRecorder
 from streams.deadletter import dead_letter
 from streams.exceptions import PoisonMessage
-from streams.progress import apply_event, status_of
-from streams.retention import expires_at
-from streams.retry import retrying
+from streams.progress import apply_event
 from streams.runtime import Runtime
-from streams.sink import jobs as job_registry
 from streams.wire.events import JOB_REMOVED, decode_event
 
 log = logging.getLogger(__name__)
-STATUS_ATTEMPTS = 5
 
 
 class ProgressFolder:
-    def __init__(self, runtime: Runtime, finisher: JobFinisher):
+    def __init__(self, runtime: Runtime, finisher: JobFinisher, recorder: StatusRecorder):
         self.runtime = runtime
         self.table = runtime.progress_table
         self.finisher = finisher  # results of jobs that have one, e.g. an export's file
+        self.recorder = recorder  # the registry's status rows; the event is done through it
 
     async def fold(self, message: Any) -> None:
         try:
@@ -41,11 +37,14 @@ class ProgressFolder:
                 exc,
             )
             await dead_letter(self.runtime.app.producer, message, exc)
+            self.runtime.commit_guard.done(message.tp, message.offset)
             return
         table = self.table
         if progress.kind == JOB_REMOVED:  # expired or deleted: nothing of it is kept
             if progress.job_id in table:
                 del table[progress.job_id]
+            self.recorder.removed(progress.job_id)
+            self.runtime.commit_guard.done(message.tp, message.offset)
             return
         current = table.get(progress.job_id)
         updated = apply_event(
@@ -53,39 +52,18 @@ class ProgressFolder:
         )
         if updated is not current:
             table[progress.job_id] = updated
-            await self.record_status(progress.job_id, current, updated)
+        self.recorder.folded(progress.job_id, updated, message)
         self.finisher.consider(progress.job_id, updated)
-
-    async def record_status(self, job_id: str, before: Any, after: Any) -> None:
-        """Keep the registry's status and expiry in step (listings, retention)."""
-        status = status_of(after)
-        if before is not None and (status_of(before), before["completedAt"]) == (
-            status,
-            after["completedAt"],
-        ):
-            return
-        completed = from_ms(after["completedAt"])
-        expiry = expires_at(self.runtime.settings, status, completed)
-        try:
-            async for attempt in retrying(STATUS_ATTEMPTS, f"status of job {job_id}"):
-                with attempt:
-                    await asyncio.to_thread(
-                        job_registry.record_status,
-                        self.runtime.engine,
-                        job_id,
-                        status,
-                        completed,
-                        expiry,
-                    )
-        except Exception:  # the view is right regardless; listings and expiry wait
-            log.error(
-                "status of job %s not recorded: it is not listed or expired as %s", job_id, status
-            )
 
 
 def register(runtime: Runtime, finisher: JobFinisher) -> None:
-    folder = ProgressFolder(runtime, finisher)
+    recorder = StatusRecorder(runtime)
+    folder = ProgressFolder(runtime, finisher, recorder)
     state, guard = runtime.state, runtime.commit_guard
+
+    @runtime.app.task
+    async def record_statuses() -> None:
+        await recorder.run()
 
     @runtime.app.agent(runtime.progress_topic, name="aggregate-progress")
     async def aggregate_progress(stream: Any) -> None:
@@ -93,5 +71,4 @@ def register(runtime: Runtime, finisher: JobFinisher) -> None:
             message = event.message
             state.touch()
             guard.begin(message.tp, message.offset)
-            await folder.fold(message)
-            guard.done(message.tp, message.offset)
+            await folder.fold(message)  # done when its job's status row says what it says

@@ -44,6 +44,7 @@ class CommitGuard:
         self._watermark: dict[TopicPartition, int] = {}
         self._earliest: dict[TopicPartition, int] = {}
         self._last_progress: dict[TopicPartition, float] = {}
+        self._busy_since: dict[TopicPartition, float] = {}  # when its work in flight began
         self._rewinding: dict[TopicPartition, tuple[int, float]] = {}
         # the offset after the last one admitted: chunks parked for a retry are admitted, not done
         self._admitted: dict[TopicPartition, int] = {}
@@ -54,6 +55,8 @@ class CommitGuard:
     # -- reported by the agents --------------------------------------------------------------
 
     def begin(self, tp: TopicPartition, offset: int) -> None:
+        if not self._in_flight[tp]:
+            self._busy_since[tp] = time.monotonic()
         self._in_flight[tp].add(offset)
 
     def done(self, tp: TopicPartition, offset: int) -> None:
@@ -61,6 +64,15 @@ class CommitGuard:
         self._done[tp].add(offset)
         self._last_progress[tp] = time.monotonic()
         self._rewinding.pop(tp, None)
+
+    def stalled(self, now: float, seconds: float) -> list[TopicPartition]:
+        """Partitions with work in flight and no offset done for more than `seconds`."""
+        return [
+            tp
+            for tp, offsets in self._in_flight.items()
+            if offsets
+            and now - max(self._busy_since.get(tp, now), self._last_progress.get(tp, 0.0)) > seconds
+        ]
 
     # -- rebalances ----------------------------------------------------------------------------
 
@@ -75,6 +87,7 @@ class CommitGuard:
                 self._in_flight,
                 self._watermark,
                 self._last_progress,
+                self._busy_since,
                 self._rewinding,
                 self._admitted,
             ):

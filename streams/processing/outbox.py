@@ -13,11 +13,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from streams.deadletter import dead_letter
+from streams.deadletter import dead_letter, sanitize
 from streams.models import ChunkInfo, ChunkResult, RecordFailure
 from streams.processing.parking import Parked
 from streams.processing.policy import Failure
 from streams.retry import retrying
+from streams.sink.faults import database_away
 from streams.sink.results import record_dead_lettered
 from streams.wire import events
 
@@ -35,6 +36,12 @@ class Outbox:
         self, info: ChunkInfo, result: ChunkResult, *, dead_lettered: bool = False
     ) -> None:
         value = events.chunk_outcome(info, result, dead_lettered=dead_lettered)
+        delivery = await self._progress_topic.send(key=info.job_id, value=value)
+        await delivery
+
+    async def waiting(self, info: ChunkInfo, failure: Failure) -> None:
+        """The chunk waits for the database: its job says so until the chunk's outcome."""
+        value = events.chunk_waiting(info, "database", sanitize(str(failure)))
         delivery = await self._progress_topic.send(key=info.job_id, value=value)
         await delivery
 
@@ -65,7 +72,7 @@ class Outbox:
         """The records' outcomes say where they are; a replay that applies them replaces these."""
         what = f"results of dead-lettered chunk {info.chunk_index} (job {info.job_id})"
         try:
-            async for attempt in retrying(RESULT_ATTEMPTS, what):
+            async for attempt in retrying(RESULT_ATTEMPTS, what, waits_for=database_away):
                 with attempt:
                     await asyncio.to_thread(
                         record_dead_lettered, self._engine, info.job_id, info.rows, reason

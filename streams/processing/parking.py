@@ -31,8 +31,11 @@ class Parked:
     info: ChunkInfo | None = None
     #: the keys its records write; None: unknown, so it blocks every later chunk
     keys: frozenset[str] | None = frozenset()
-    attempts: int = 0
+    attempts: int = 0  # failures that spent the retry budget
+    waits: int = 0  # failures that waited for the database instead
     first_failure_ms: int = 0
+    #: monotonic time it was admitted (the stall watch reads it)
+    since: float = field(default_factory=time.monotonic)
     #: monotonic time of its next attempt; None: it waits for a chunk parked ahead of it
     due: float | None = None
 
@@ -104,16 +107,16 @@ class Parking:
         if self.lanes.get(tp) is lane:
             del self.lanes[tp]
 
-    def forget(self, tps: Iterable[Any]) -> int:
+    def forget(self, tps: Iterable[Any]) -> list[Parked]:
         """Drop the parked chunks of `tps` (revoked: they are the next owner's, as nothing was
-        committed past them); how many were dropped."""
-        dropped = 0
+        committed past them); those dropped."""
+        dropped: list[Parked] = []
         for tp in tps:
             lane = self.lanes.pop(tp, None)
             if lane is None:
                 continue
             if lane.task is not None:
                 lane.task.cancel()
-            dropped += len(lane.parked)
-            lane.parked.clear()
+            dropped += lane.parked
+            lane.parked = []
         return dropped

@@ -3,8 +3,11 @@
 Two steps, because the error is raised in a writer process and decided on in the worker:
 `classify` turns the exception into a `Failure` where it was raised (it pickles, and keeps the
 original error class); `decide` weighs it against the chunk's attempts and its budget
-(`retryAttempts`) and answers `Retry(delay)` or `DeadLetter(reason)`. Records that fail
-validation are not errors: a job type reports them in its `ChunkResult`.
+(`retryAttempts`) and answers `Retry(delay)` or `DeadLetter(reason)`. A database that is away
+(refused or lost connections, no answer, a lock held by a session that vanished) is not the
+chunk's fault: the chunk waits for it, retrying with capped backoff without spending its
+budget (`Retry(waiting=True)`), so an outage pauses jobs instead of dead-lettering them.
+Records that fail validation are not errors: a job type reports them in its `ChunkResult`.
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from streams.exceptions import PoisonMessage, TransientError
 from streams.options import COMMON_OPTIONS
 from streams.retry import backoff_delay
+from streams.sink.faults import database_away
 
 DEFAULT_RETRY_ATTEMPTS: int = COMMON_OPTIONS["retryAttempts"].default
+# A chunk waiting for the database tries again at least this often: it resumes within seconds
+# of the database coming back (one chunk per partition tries; the rest wait behind it).
+WAIT_CAP_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -29,13 +36,18 @@ class Failure:
 
     error_class: str
     message: str
-    reason: str  # poison | transient | conflict | error
+    reason: str  # poison | unavailable | transient | conflict | error
     #: the least the error asked to wait before a retry (TransientError.delay)
     delay: float = 0.0
 
     @property
     def retryable(self) -> bool:
         return self.reason != "poison"
+
+    @property
+    def waits(self) -> bool:
+        """The database is away: wait for it without spending the retry budget."""
+        return self.reason == "unavailable"
 
     def __str__(self) -> str:
         return f"{self.error_class}: {self.message}"
@@ -44,6 +56,7 @@ class Failure:
 @dataclass(frozen=True)
 class Retry:
     delay: float
+    waiting: bool = False  # for the database, outside the retry budget
 
 
 @dataclass(frozen=True)
@@ -59,13 +72,13 @@ def classify(exc: BaseException) -> Failure:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, PoisonMessage):
         return "poison"
+    if database_away(exc):
+        return "unavailable"
     if isinstance(exc, TransientError | OperationalError | ConnectionError | TimeoutError):
-        return "transient"
+        return "transient"  # among them a statement timeout or a deadlock: spend the budget
     if isinstance(exc, IntegrityError):
         # a concurrent redelivery wrote the ledger row first: the retry finds it
         return "conflict"
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return "transient"
     # Unknown errors get the retry budget too: a bug fixed by a redeploy can then be replayed
     # from the dead-letter topic instead of being lost.
     return "error"
@@ -74,7 +87,10 @@ def _reason(exc: BaseException) -> str:
 def decide(
     failure: Failure, attempts: int, budget: int, rng: random.Random | None = None
 ) -> Retry | DeadLetter:
-    """After `attempts` failed attempts (1-based) with `budget` retries allowed."""
+    """After `attempts` failed attempts (1-based) with `budget` retries allowed; for a failure
+    that `waits`, `attempts` counts the waits so far and only sets the backoff."""
+    if failure.waits:
+        return Retry(min(backoff_delay(attempts, rng), WAIT_CAP_SECONDS), waiting=True)
     if not failure.retryable:
         return DeadLetter(f"{failure.error_class} cannot succeed on a retry")
     if attempts > budget:

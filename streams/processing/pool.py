@@ -17,6 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from streams.config import Settings
 from streams.processing.policy import Failure
 from streams.processing.writer import Applied, ApplyFailed, Blocked, apply_raw, start_writer
+from streams.sink.sessions import SessionLimits
 
 
 def writer_processes(settings: Settings, dialect: str) -> int:
@@ -25,9 +26,11 @@ def writer_processes(settings: Settings, dialect: str) -> int:
 
 
 class WriterPool:
-    def __init__(self, database_url: str, processes: int):
-        self.database_url = database_url
+    def __init__(
+        self, database_url: str, processes: int, limits: SessionLimits, chunk_timeout: float
+    ):
         self.processes = processes
+        self._initargs = (database_url, limits, chunk_timeout)
         self._executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -35,13 +38,14 @@ class WriterPool:
             max_workers=self.processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=start_writer,
-            initargs=(self.database_url,),
+            initargs=self._initargs,
         )
 
     async def apply(self, value: bytes, blocked: frozenset[str]) -> Applied | Blocked:
         """Apply a chunk's bytes in a writer process (see streams/processing/writer.py);
-        raises ApplyFailed. A writer process that died takes the pool with it: it is started
-        anew, and the chunk's failure is one to retry."""
+        raises ApplyFailed. A writer process that died (killed, or stopped by its chunk
+        timeout) takes the pool with it: it is started anew, and the chunks it was applying
+        fail with a failure to retry."""
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(

@@ -48,6 +48,8 @@ class Sender(Protocol):
 
     async def dead_letter(self, entry: Parked, failure: Failure) -> None: ...
 
+    async def waiting(self, info: ChunkInfo, failure: Failure) -> None: ...
+
 
 class ChunkProcessor:
     def __init__(
@@ -63,8 +65,17 @@ class ChunkProcessor:
         self.guard: CommitGuard = admission.guard
         self.state = state
         self.parking = Parking(self._attempt_parked)
+        #: every chunk admitted and not finished, applying or parked, by (partition, offset)
+        self.in_flight: dict[tuple[Any, int], Parked] = {}
+        #: open while the database answers. A chunk that finds it away closes it, and no new
+        #: chunk starts until a waiting one gets through: the outage is backpressure (Kafka
+        #: keeps the rest), not a pile of parked chunks in memory.
+        self.database_answers = asyncio.Event()
+        self.database_answers.set()
+        self._stopping = False
 
     async def process_batch(self, messages: Sequence[Any]) -> None:
+        self._stopping = False
         by_partition: dict[int, list[Any]] = defaultdict(list)
         for message in messages:
             by_partition[message.partition].append(message)
@@ -74,12 +85,19 @@ class ChunkProcessor:
         try:
             await asyncio.shield(work)
         except asyncio.CancelledError:
-            # finish what was started: the ack that follows must not skip a chunk
+            # finish what was started (the ack that follows must not skip a chunk); what waits
+            # for the database has not started, and is read again by the next reader
+            self._stopping = True
+            self.database_answers.set()
             await work
             raise
 
     async def _in_order(self, messages: list[Any]) -> None:
         for message in messages:
+            if not self.database_answers.is_set():
+                await self.database_answers.wait()
+                if self._stopping:
+                    return
             if await self.admission.admit(message):
                 await self._process(message)
 
@@ -88,6 +106,7 @@ class ChunkProcessor:
         self.state.touch()
         self.guard.begin(message.tp, message.offset)
         entry = Parked(message)
+        self.in_flight[message.tp, message.offset] = entry
         blocked = self.parking.blocked_keys(message.tp)
         if blocked is None:
             entry.keys = None  # parked untried behind a chunk of unknown keys: so are its own
@@ -95,6 +114,7 @@ class ChunkProcessor:
             finished = blocked is not None and await self._attempt(entry, blocked)
         except BaseException:
             self.state.chunks_in_flight -= 1
+            self.in_flight.pop((message.tp, message.offset), None)
             raise
         if not finished:
             self.parking.park(message.tp, entry)
@@ -102,15 +122,26 @@ class ChunkProcessor:
     def forget(self, tps: Iterable[Any]) -> None:
         """Partitions revoked: their parked chunks are the next owner's (nothing was committed
         past them)."""
-        self.state.chunks_in_flight -= self.parking.forget(tps)
+        dropped = self.parking.forget(tps)
+        self.state.chunks_in_flight -= len(dropped)
+        for entry in dropped:
+            self.in_flight.pop((entry.message.tp, entry.message.offset), None)
+        self._open_unless_waiting()
 
     def stop(self) -> None:
         self.forget(list(self.parking.lanes))
 
     def _finish(self, entry: Parked) -> None:
+        self.in_flight.pop((entry.message.tp, entry.message.offset), None)
         self.guard.done(entry.message.tp, entry.message.offset)
         self.state.chunks_in_flight -= 1
         self.state.touch()
+        self._open_unless_waiting()
+
+    def _open_unless_waiting(self) -> None:
+        """No chunk left waiting for the database: nothing would open the way again."""
+        if not any(entry.waits for entry in self.in_flight.values()):
+            self.database_answers.set()
 
     async def _attempt_parked(self, entry: Parked, blocked: frozenset[str]) -> bool:
         try:
@@ -131,6 +162,7 @@ class ChunkProcessor:
         if isinstance(outcome, Blocked):
             entry.info, entry.keys, entry.due = outcome.info, outcome.keys, None
             return False
+        self.database_answers.set()
         metrics().chunk_seconds.observe(time.perf_counter() - started)
         metrics().chunks.labels("applied" if outcome.fresh else "redelivered").inc()
         if outcome.fresh:
@@ -144,14 +176,22 @@ class ChunkProcessor:
     async def _failed(self, entry: Parked, error: ApplyFailed) -> bool:
         entry.info = error.info or entry.info
         entry.keys = error.keys if error.info is not None else None
-        entry.attempts += 1
         entry.first_failure_ms = entry.first_failure_ms or now_ms()
         where = _where(entry.message, entry.info)
-        budget = retry_budget(entry.info.options if entry.info else None)
-        decision = decide(error.failure, entry.attempts, budget)
+        if error.failure.waits:
+            entry.waits += 1
+            self.database_answers.clear()
+            decision = decide(error.failure, entry.waits, 0)
+        else:
+            entry.attempts += 1
+            budget = retry_budget(entry.info.options if entry.info else None)
+            decision = decide(error.failure, entry.attempts, budget)
         if isinstance(decision, Retry):
-            metrics().chunks.labels("retried").inc()
             entry.due = time.monotonic() + decision.delay
+            if decision.waiting:
+                await self._wait_for_database(entry, error.failure, decision.delay)
+                return False
+            metrics().chunks.labels("retried").inc()
             log.warning(
                 "chunk %s attempt %d failed (%s); retrying in %.2fs",
                 where,
@@ -171,6 +211,24 @@ class ChunkProcessor:
         await self.outbox.dead_letter(entry, error.failure)
         self._finish(entry)
         return True
+
+    async def _wait_for_database(self, entry: Parked, failure: Failure, delay: float) -> None:
+        """The chunk waits for the database: said once on the progress topic (its job reads
+        `waitingOn: database`), logged on the first wait and every tenth."""
+        metrics().chunks.labels("waited").inc()
+        if entry.waits == 1 or entry.waits % 10 == 0:
+            log.warning(
+                "chunk %s waits for the database (%d so far: %s); next try in %.2fs",
+                _where(entry.message, entry.info),
+                entry.waits,
+                failure,
+                delay,
+            )
+        if entry.waits == 1 and entry.info is not None:
+            try:
+                await self.outbox.waiting(entry.info, failure)
+            except Exception as exc:  # a hint: the chunk goes on waiting regardless
+                log.warning("could not say that chunk %s waits: %s", entry.info.chunk_index, exc)
 
 
 def _where(message: Any, info: ChunkInfo | None) -> str:

@@ -8,6 +8,7 @@ carrying a classified `Failure` (the original exception may not pickle).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from streams.models import Chunk, ChunkInfo, ChunkResult
 from streams.processing.policy import Failure, classify
 from streams.processing.transaction import apply_once
 from streams.sink.database import make_engine
+from streams.sink.sessions import SessionLimits
 from streams.wire.chunks import decode_chunk
 
 
@@ -53,22 +55,30 @@ class ApplyFailed(Exception):
         return str(self.failure)
 
 
+EXIT_CHUNK_TIMEOUT = 70
+
 _engine: Engine | None = None
+_applying_since: float | None = None  # monotonic start of the chunk being applied, if any
 
 
-def start_writer(database_url: str) -> None:
-    """A writer process's initializer: its own database connection, and an exit with its
-    worker."""
+def start_writer(database_url: str, limits: SessionLimits, chunk_timeout: float) -> None:
+    """A writer process's initializer: its own database connection, held to `limits`, and a
+    watch that ends the process when it must not go on."""
     global _engine
-    _engine = make_engine(database_url, pool_size=1, create=False)
+    name = f"sluice-writer-{os.getpid()}"
+    _engine = make_engine(database_url, pool_size=1, create=False, limits=limits, name=name)
     tune_gc()
-    _exit_with_parent()
+    _watch(chunk_timeout)
 
 
-def _exit_with_parent(interval: float = 1.0) -> None:
-    """A writer whose worker was killed (SIGKILL, OOM) would wait for work forever, holding a
-    database connection: the pool's queues never see end-of-file, as every writer holds their
-    ends too. So each writer leaves as soon as it is orphaned."""
+def _watch(chunk_timeout: float, interval: float = 1.0) -> None:
+    """The writer leaves when
+    - its worker is gone (SIGKILL, OOM): it would wait for work forever, holding a database
+      connection, as the pool's queues never see end-of-file (every writer holds their ends);
+    - one chunk has been applying for longer than `chunk_timeout`: its connection may be
+      black-holed, where no server timeout and no keepalive ever ends a blocking read. Only
+      the process can be stopped from outside that read; the worker sees its pool break and
+      retries the chunk (its transaction never committed, so nothing is applied twice)."""
     parent = os.getppid()
 
     def watch() -> None:
@@ -76,8 +86,17 @@ def _exit_with_parent(interval: float = 1.0) -> None:
             time.sleep(interval)
             if os.getppid() != parent:
                 os._exit(0)
+            since = _applying_since
+            if since is not None and time.monotonic() - since > chunk_timeout:
+                print(
+                    f"writer {os.getpid()}: one chunk has been applying for more than "
+                    f"{chunk_timeout:g} s (SLUICE_CHUNK_TIMEOUT); stopping so that it is retried",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(EXIT_CHUNK_TIMEOUT)
 
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    threading.Thread(target=watch, name="writer-watch", daemon=True).start()
 
 
 def chunk_keys(chunk: Chunk) -> frozenset[str]:
@@ -113,10 +132,14 @@ def apply_raw(
         keys = chunk_keys(chunk)
         if not keys.isdisjoint(blocked):
             return Blocked(info, keys)
+    global _applying_since
+    _applying_since = time.monotonic()
     try:
         result, fresh = apply_once(engine, chunk)
     except Exception as exc:  # the worker decides; the exception itself may not pickle
         failure = classify(exc)
         touched = chunk_keys(chunk) if failure.retryable else None
         raise ApplyFailed(info, failure, touched) from None
+    finally:
+        _applying_since = None
     return Applied(info, result, fresh)

@@ -6,7 +6,11 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 
+from streams.sink.sessions import SessionLimits
 from streams.sink.tables import create_tables
+
+# How long a SQLite writer waits for the file's lock before "database is locked" (a 503).
+SQLITE_BUSY_MS = 30_000
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -15,7 +19,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
     cursor.close()
 
 
@@ -28,16 +32,40 @@ def driver_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, pool_size: int = 4, create: bool = True) -> Engine:
-    """An engine for `url`, with Sluice's tables created (unless `create` is false)."""
-    url = driver_url(url)
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 4,
+    create: bool = True,
+    limits: SessionLimits | None = None,
+    name: str = "sluice",
+) -> Engine:
+    """An engine for `url`, with Sluice's tables created (unless `create` is false); every
+    PostgreSQL session it opens is held to `limits` (streams/sink/sessions.py) and shows as
+    `name` in pg_stat_activity."""
+    parsed = make_url(driver_url(url))
+    if parsed.drivername.startswith("sqlite"):
+        engine = create_engine(parsed, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        # No pre-ping: it costs a round trip per chunk. A connection lost under a chunk raises,
-        # SQLAlchemy drops it from the pool, and the chunk is retried (streams/processing/).
-        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+        url_options = parsed.query.get("options")
+        connect_args: dict[str, object] = {"application_name": name}
+        if limits is not None:
+            parsed = parsed.difference_update_query(["options"])
+            options = url_options if isinstance(url_options, str) else None
+            connect_args |= limits.connect_args(options)
+        # Pre-ping: a pooled connection that died while idle is replaced before use, not met
+        # by a chunk or a status lookup (one round trip; a chunk takes tens of milliseconds).
+        # A connection lost under a statement raises, SQLAlchemy drops it from the pool, and
+        # the chunk is retried (streams/processing/).
+        engine = create_engine(
+            parsed,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_recycle=1800,
+            pool_pre_ping=True,
+            connect_args=connect_args,
+        )
     if create:
         create_tables(engine)
     return engine

@@ -112,14 +112,19 @@ def record_status(
     status: str,
     completed_at: datetime | None,
     expires_at: datetime | None,
+    totals: tuple[int, int] | None = None,
 ) -> None:
-    """The job's status as the progress agent last saw it (for listings and retention)."""
+    """The job's status as the progress agent last saw it (for listings and retention), and
+    its totals when known (the submission records them too, unless the database was away)."""
+    values: dict[str, Any] = {
+        "status": status,
+        "completed_at": completed_at,
+        "expires_at": expires_at,
+    }
+    if totals is not None:
+        values["total_records"], values["total_chunks"] = totals
     with engine.begin() as connection:
-        connection.execute(
-            jobs.update()
-            .where(jobs.c.id == job_id)
-            .values(status=status, completed_at=completed_at, expires_at=expires_at)
-        )
+        connection.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ CHUNK_OUTCOME = "sluice.ChunkOutcome"
 REPLAY_REQUESTED = "sluice.ReplayRequested"
 RESULT_READY = "sluice.ResultReady"
 JOB_REMOVED = "sluice.JobRemoved"
+CHUNK_WAITING = "sluice.ChunkWaiting"
 
 
 def _encode(job_id: str, kind: str, body: dict[str, Any]) -> bytes:
@@ -76,6 +77,18 @@ def chunk_outcome(
             "errors": [{"row": e.row, "field": e.field, "reason": e.reason} for e in result.errors],
         },
     )
+
+
+def chunk_waiting(chunk: Chunk | ChunkInfo, reason: str, error: str) -> bytes:
+    """The chunk cannot be applied now: what it writes to is away (`reason`); it waits."""
+    body = {
+        "chunkIndex": chunk.chunk_index,
+        "partition": chunk.partition,
+        "partitionSeq": chunk.partition_seq,
+        "reason": reason,
+        "error": error,
+    }
+    return _encode(chunk.job_id, CHUNK_WAITING, body)
 
 
 def replay_requested(chunk: Chunk | ChunkInfo, dead_letter_id: str) -> bytes:

@@ -16,6 +16,7 @@ from streams.processing.outbox import Outbox
 from streams.processing.pool import WriterPool, writer_processes
 from streams.processing.processor import ChunkProcessor
 from streams.runtime import Runtime, create_runtime
+from streams.sink.sessions import SessionLimits
 from streams.worker.idle import exit_when_idle
 
 
@@ -33,6 +34,8 @@ def build_worker(settings: Settings, *, api: Api | None, until_idle: bool = Fals
     pool = WriterPool(
         settings.database_url.get_secret_value(),
         writer_processes(settings, runtime.engine.dialect.name),
+        SessionLimits.of(settings),
+        settings.chunk_timeout,
     )
     processor = ChunkProcessor(
         pool,

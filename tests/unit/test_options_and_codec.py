@@ -221,7 +221,7 @@ def test_a_truncated_chunk_is_poison() -> None:
 
 def test_a_progress_event_given_as_a_chunk_is_poison() -> None:
     frame = events.split_failed("job-1", "boom")
-    assert codec().schema_id_of(frame) == 105
+    assert codec().schema_id_of(frame) == 106
     with pytest.raises(PoisonMessage, match=r"is a sluice\.ProgressEvent, expected sluice\.Chunk"):
         decode_chunk(frame)
 
@@ -256,14 +256,14 @@ def test_random_bodies_behind_a_valid_header_decode_or_are_poison() -> None:
     [
         (PoisonMessage("bad bytes"), False, "poison"),
         (TransientError("deadlock", delay=1.0), True, "transient"),
-        (OperationalError("SELECT 1", {}, Exception("server closed")), True, "transient"),
+        (OperationalError("SELECT 1", {}, Exception("server closed")), True, "unavailable"),
         (ConnectionError("reset"), True, "transient"),
         (TimeoutError(), True, "transient"),
         (IntegrityError("INSERT", {}, Exception("duplicate key")), True, "conflict"),
         (
             DBAPIError("SELECT 1", {}, Exception("gone"), connection_invalidated=True),
             True,
-            "transient",
+            "unavailable",
         ),
         (DBAPIError("SELECT 1", {}, Exception("syntax")), True, "error"),
         (ValueError("a bug"), True, "error"),

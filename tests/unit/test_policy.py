@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 
+import psycopg2
 import pytest
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from streams.exceptions import PoisonMessage, TransientError
 from streams.processing.policy import DeadLetter, Retry, classify, decide, retry_budget
@@ -46,3 +49,44 @@ def test_a_transient_error_waits_at_least_the_delay_it_asks_for() -> None:
 )
 def test_the_budget_is_the_chunks_retry_attempts(options: dict | None, budget: int) -> None:
     assert retry_budget(options) == budget
+
+
+class PgError(psycopg2.OperationalError):
+    """A psycopg2 error carrying a SQLSTATE, as the server sends it."""
+
+    def __init__(self, pgcode: str):
+        super().__init__(f"SQLSTATE {pgcode}")
+        self._pgcode = pgcode
+
+    @property
+    def pgcode(self) -> str:  # type: ignore[override]
+        return self._pgcode
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (
+            OperationalError("SELECT 1", {}, psycopg2.OperationalError("connection refused")),
+            "unavailable",
+        ),
+        (OperationalError("UPDATE", {}, PgError("55P03")), "unavailable"),  # lock timeout
+        (OperationalError("UPDATE", {}, PgError("57014")), "transient"),  # statement timeout
+        (OperationalError("UPDATE", {}, PgError("40P01")), "transient"),  # deadlock
+        (psycopg2.InterfaceError("connection already closed"), "unavailable"),  # raw, from COPY
+        (PoolTimeout("QueuePool limit reached"), "unavailable"),
+        (ConnectionError("reset by peer"), "transient"),
+    ],
+)
+def test_a_database_that_is_away_is_told_from_a_chunk_that_fails(
+    error: BaseException, reason: str
+) -> None:
+    assert classify(error).reason == reason
+
+
+def test_waiting_for_the_database_spends_no_budget_and_backs_off_capped() -> None:
+    failure = classify(OperationalError("SELECT 1", {}, psycopg2.OperationalError("gone")))
+    for waits in (1, 5, 50, 5_000):
+        decision = decide(failure, waits, 0, random.Random(waits))
+        assert isinstance(decision, Retry) and decision.waiting
+        assert 0 <= decision.delay <= RETRY_CAP_SECONDS

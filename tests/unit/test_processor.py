@@ -26,7 +26,8 @@ from streams.processing.writer import Applied, ApplyFailed, Blocked
 from streams.worker_state import WorkerState
 
 TOPIC = "app.chunks"
-TRANSIENT = Failure("OperationalError", "server closed the connection", "transient")
+TRANSIENT = Failure("ConnectionError", "reset by peer", "transient")
+AWAY = Failure("OperationalError", "connection refused", "unavailable")
 POISON = Failure("PoisonMessage", "unknown magic byte 116", "poison")
 
 
@@ -71,7 +72,7 @@ class FakeWriters:
         left = self.fails_left.setdefault(spec["index"], spec.get("fails", 0))
         if left > 0:
             self.fails_left[spec["index"]] = left - 1
-            raise ApplyFailed(info, TRANSIENT, keys)
+            raise ApplyFailed(info, AWAY if spec.get("away") else TRANSIENT, keys)
         self.applied.append(spec["index"])
         return Applied(info, ChunkResult(records=1, successful=1), fresh=True)
 
@@ -80,6 +81,10 @@ class FakeWriters:
 class FakeOutbox:
     outcomes: list[tuple[int, bool]] = field(default_factory=list)
     dead_letters: list[tuple[int, int | None, str, int]] = field(default_factory=list)
+    waits: list[tuple[int, str]] = field(default_factory=list)
+
+    async def waiting(self, info: ChunkInfo, failure: Failure) -> None:
+        self.waits.append((info.chunk_index, failure.reason))
 
     async def outcome(
         self, info: ChunkInfo, result: ChunkResult, *, dead_lettered: bool = False
@@ -169,6 +174,7 @@ def test_a_failing_chunk_waits_only_for_chunks_sharing_its_keys() -> None:
         assert r.outbox.outcomes == [(1, False), (0, False), (2, False)]
         assert r.guard.watermark(TopicPartition(TOPIC, 0), 0) == 3
         assert r.state.chunks_in_flight == 0
+        assert r.processor.in_flight == {}
 
     run(scenario)
 
@@ -177,7 +183,7 @@ def test_a_chunk_failing_past_its_budget_is_dead_lettered_and_counted() -> None:
     async def scenario(r: Rig) -> None:
         await r.processor.process_batch([chunk(0, 0, 0, {"a"}, fails=99, budget=2)])
         await until(lambda: bool(r.outbox.dead_letters))
-        assert r.outbox.dead_letters == [(0, 0, "OperationalError", 3)]  # 1 try + 2 retries
+        assert r.outbox.dead_letters == [(0, 0, "ConnectionError", 3)]  # 1 try + 2 retries
         assert r.outbox.outcomes == [(0, True)]
         assert r.guard.watermark(TopicPartition(TOPIC, 0), 0) == 1
         assert r.state.chunks_in_flight == 0
@@ -222,8 +228,10 @@ def test_revoked_partitions_drop_their_parked_chunks() -> None:
     async def scenario(r: Rig) -> None:
         await r.processor.process_batch([chunk(0, 0, 0, {"a"}, fails=99, budget=10)])
         assert r.state.chunks_in_flight == 1
+        assert list(r.processor.in_flight) == [(TopicPartition(TOPIC, 0), 0)]
         r.processor.forget([TopicPartition(TOPIC, 0)])
         assert r.state.chunks_in_flight == 0
+        assert r.processor.in_flight == {}
         assert not r.processor.parking.lanes
         await asyncio.sleep(0.3)
         assert r.outbox.outcomes == [] and r.outbox.dead_letters == []
@@ -238,5 +246,25 @@ def test_retries_are_counted_until_the_chunk_succeeds(fails: int) -> None:
         await until(lambda: bool(r.outbox.outcomes))
         assert r.outbox.outcomes == [(0, False)] and not r.outbox.dead_letters
         assert [index for index, _ in r.writers.tried] == [0] * (fails + 1)
+
+    run(scenario)
+
+
+def test_a_database_that_is_away_pauses_processing_without_spending_budgets() -> None:
+    async def scenario(r: Rig) -> None:
+        away = chunk(0, 0, 0, {"a"}, fails=4, away=True, budget=0)
+        batch = asyncio.ensure_future(
+            r.processor.process_batch([away, chunk(0, 1, 1, {"b"}), chunk(1, 0, 2, {"c"})])
+        )
+        await until(lambda: bool(r.outbox.waits))
+        await asyncio.sleep(0.05)
+        assert r.outbox.outcomes == []  # no new chunk starts while the database is away
+        assert not r.processor.database_answers.is_set()
+        await batch
+        assert r.outbox.outcomes[0] == (0, False)  # the waiting one first
+        assert sorted(r.outbox.outcomes) == [(0, False), (1, False), (2, False)]
+        assert r.outbox.dead_letters == []  # a budget of 0, and four waits: none spent it
+        assert r.outbox.waits == [(0, "unavailable")]  # said once
+        assert r.guard.watermark(TopicPartition(TOPIC, 0), 0) == 2
 
     run(scenario)

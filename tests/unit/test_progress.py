@@ -6,8 +6,14 @@ import json
 from typing import Any
 
 from api.views import status_view
-from streams.progress import State, apply_event, new_state, status_of
-from streams.wire.events import ACCEPTED, CHUNK_OUTCOME, SPLIT_COMPLETED, SPLIT_FAILED
+from streams.progress import State, apply_event, new_state, status_of, waiting_on
+from streams.wire.events import (
+    ACCEPTED,
+    CHUNK_OUTCOME,
+    CHUNK_WAITING,
+    SPLIT_COMPLETED,
+    SPLIT_FAILED,
+)
 
 JOB = "job-1"
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
@@ -235,6 +241,7 @@ def test_status_view_fields_and_percentage() -> None:
         "startedAt": "2023-11-14T22:13:21.500000Z",
         "completedAt": None,
         "error": None,
+        "waitingOn": None,
         "summary": {
             "created": 5,
             "updated": 2,
@@ -377,3 +384,38 @@ def test_a_replayed_chunk_dead_lettered_again_ends_the_job_again_with_the_same_c
     assert again["records"] == 20 and again["chunksDone"] == 2
     # and it can be replayed again later
     assert status_of(apply_event(again, "j", 12, "sluice.ReplayRequested", REPLAY)) == "active"
+
+
+# -- chunks waiting for the database -------------------------------------------------------------
+
+
+def waiting(state: State | None, partition: int, seq: int, at: int = T0) -> State:
+    body = {
+        "chunkIndex": 0,
+        "partition": partition,
+        "partitionSeq": seq,
+        "reason": "database",
+        "error": "OperationalError: connection refused",
+    }
+    return apply_event(state, JOB, at, CHUNK_WAITING, body)
+
+
+def test_a_waiting_chunk_makes_its_job_active_and_says_what_it_waits_for() -> None:
+    state = split_done(accepted(None), records=20, chunks=2)
+    assert status_of(state) == "queued"
+    state = waiting(state, 0, 0, at=T0 + 5)
+    assert status_of(state) == "active"
+    assert waiting_on(state) == "database"
+    view = status_view(JOB, "user-import", state, None)
+    assert (view["status"], view["waitingOn"]) == ("active", "database")
+    assert waiting(state, 0, 0, at=T0 + 9) is state  # said again: nothing changes
+
+
+def test_the_chunks_outcome_ends_its_wait_and_a_late_wait_changes_nothing() -> None:
+    state = waiting(split_done(accepted(None), records=20, chunks=2), 0, 0)
+    state = outcome(state, 0, 0)
+    assert waiting_on(state) is None
+    assert waiting(state, 0, 0) is state  # the chunk is counted already
+    state = outcome(state, 1, 0)
+    assert status_of(state) == "completed"
+    assert status_view(JOB, "user-import", state, None)["waitingOn"] is None

@@ -1,0 +1,102 @@
+"""What every PostgreSQL session Sluice opens is told, so that no fault leaves it waiting forever.
+
+The server ends a statement that runs too long, a lock wait that lasts too long, and a
+transaction left idle by a client that vanished (its locks go with it); TCP keepalives on both
+ends notice a peer that is gone; connecting has a deadline. In the worker process, where
+nothing uses COPY, psycopg2 also waits through `answer_within`: a connection that gives no
+answer at all (a network that black-holes it, where keepalives see nothing wrong) is abandoned
+after `statement_timeout + ANSWER_MARGIN_SECONDS` and the caller gets an OperationalError that
+SQLAlchemy treats as a lost connection. Writer processes use COPY, which psycopg2 cannot run
+that way: their deadline is the chunk timeout (streams/processing/writer.py).
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2.extensions import POLL_OK, POLL_READ, POLL_WRITE
+
+from streams.config import Settings
+
+ANSWER_MARGIN_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    statement_timeout: float
+    lock_timeout: float
+    idle_in_transaction_timeout: float
+    connect_timeout: int
+    keepalives_idle: int
+    keepalives_interval: int
+    keepalives_count: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> SessionLimits:
+        """From the settings of the same names, `SLUICE_DB_*`."""
+        return cls(**{name: getattr(settings, f"db_{name}") for name in fields_of(cls)})
+
+    @property
+    def answer_deadline(self) -> float:
+        return self.statement_timeout + ANSWER_MARGIN_SECONDS
+
+    def connect_args(self, url_options: str | None = None) -> dict[str, Any]:
+        """psycopg2 connection arguments; `url_options` (the URL's own `options`, such as a
+        search_path) are kept."""
+        server = {
+            "statement_timeout": _ms(self.statement_timeout),
+            "lock_timeout": _ms(self.lock_timeout),
+            "idle_in_transaction_session_timeout": _ms(self.idle_in_transaction_timeout),
+            "tcp_keepalives_idle": self.keepalives_idle,
+            "tcp_keepalives_interval": self.keepalives_interval,
+            "tcp_keepalives_count": self.keepalives_count,
+        }
+        settings = [f"-c {name}={value}" for name, value in server.items()]
+        dead_after = self.keepalives_idle + self.keepalives_interval * self.keepalives_count
+        return {
+            "options": " ".join([url_options, *settings] if url_options else settings),
+            "connect_timeout": self.connect_timeout,
+            "keepalives": 1,
+            "keepalives_idle": self.keepalives_idle,
+            "keepalives_interval": self.keepalives_interval,
+            "keepalives_count": self.keepalives_count,
+            # data sent and not acknowledged for this long: the peer is gone
+            "tcp_user_timeout": dead_after * 1000,
+        }
+
+
+def fields_of(cls: type) -> list[str]:
+    return [field.name for field in dataclass_fields(cls)]
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def answer_within(seconds: float) -> None:
+    """Every psycopg2 connection of this process gives up waiting after `seconds` per
+    operation (connect, statement, fetch). Process-wide; never in a process that uses COPY."""
+
+    def wait(connection: Any) -> None:
+        deadline = time.monotonic() + seconds
+        while (state := connection.poll()) != POLL_OK:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise psycopg2.OperationalError(
+                    f"the database gave no answer within {seconds:g} s: connection abandoned"
+                )
+            descriptor = connection.fileno()
+            if state == POLL_READ:
+                select.select([descriptor], [], [], remaining)
+            elif state == POLL_WRITE:
+                select.select([], [descriptor], [], remaining)
+            else:
+                raise psycopg2.OperationalError(f"unexpected poll state {state}")
+
+    psycopg2.extensions.set_wait_callback(wait)
