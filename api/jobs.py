@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -12,7 +13,7 @@ from api.errors import error_response
 from api.owners import OwnerRouting
 from api.views import accepted_view, cancelling_view
 from streams import retention
-from streams.exceptions import BrokerUnavailable, RequestError
+from streams.exceptions import BrokerUnavailable, DatabaseUnavailable, RequestError
 from streams.metrics import metrics
 from streams.parse import media_type
 from streams.progress import FINISHED
@@ -62,12 +63,23 @@ class JobsApi:
             return found
         return web.json_response(found[1])
 
-    async def cancel(self, request: web.Request) -> web.StreamResponse:
+    async def _registered(
+        self, request: web.Request
+    ) -> web.StreamResponse | tuple[job_registry.JobRecord, dict[str, Any]]:
+        """The job's registry row and view, for what changes the registry (cancel, delete)."""
         found = await self.owners.job_here(request, registry=True)
         if isinstance(found, web.StreamResponse):
             return found
         job, view = found
-        assert job is not None
+        if job is None:  # job_here asked for the registry: it has the row, or it answered
+            raise DatabaseUnavailable("the job registry cannot be read")
+        return job, view
+
+    async def cancel(self, request: web.Request) -> web.StreamResponse:
+        found = await self._registered(request)
+        if isinstance(found, web.StreamResponse):
+            return found
+        job, view = found
         if view["status"] in FINISHED:
             return error_response(409, f"job {job.id} is already {view['status']}")
         marked = await database(
@@ -79,11 +91,10 @@ class JobsApi:
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Remove a finished job's results and metadata now (what retention does later)."""
-        found = await self.owners.job_here(request, registry=True)
+        found = await self._registered(request)
         if isinstance(found, web.StreamResponse):
             return found
         job, view = found
-        assert job is not None
         if view["status"] not in FINISHED:
             return error_response(409, f"job {job.id} is {view['status']}: cancel it first")
         await database(retention.remove_job, self.runtime.engine, job.id)

@@ -192,22 +192,12 @@ class ChunkProcessor:
                 await self._wait_for_database(entry, error.failure, decision.delay)
                 return False
             metrics().chunks.labels("retried").inc()
-            log.warning(
-                "chunk %s attempt %d failed (%s); retrying in %.2fs",
-                where,
-                entry.attempts,
-                error.failure,
-                decision.delay,
-            )
+            failed = f"chunk {where} attempt {entry.attempts} failed ({error.failure})"
+            log.warning("%s; retrying in %.2fs", failed, decision.delay)
             return False
         metrics().chunks.labels("dead_lettered").inc()
-        log.error(
-            "chunk %s dead-lettered after %d attempt(s): %s (%s)",
-            where,
-            entry.attempts,
-            error.failure,
-            decision.reason,
-        )
+        tried = f"after {entry.attempts} attempt(s): {error.failure}"
+        log.error("chunk %s dead-lettered %s (%s)", where, tried, decision.reason)
         await self.outbox.dead_letter(entry, error.failure)
         self._finish(entry)
         return True
