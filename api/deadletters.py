@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from api.errors import answers_errors
+from api.bodies import BodyLimits, encoding_of, read_whole
 from api.owners import OwnerRouting
 from api.queries import page_limit
 from api.views import dead_letter_details, dead_letter_view, replay_view
@@ -19,11 +18,13 @@ from streams.deadletter.listing import list_dead_letters, show_dead_letter
 from streams.deadletter.reader import Filters, parse_since
 from streams.deadletter.replay import replay
 from streams.exceptions import RequestError
+from streams.parse import json_body
 from streams.runtime import Runtime
 
-MAX_RATE = 10_000.0
+MIN_RATE, MAX_RATE = 0.01, 10_000.0  # at most 100 s between two dead letters
 MAX_JOBS_WAITED = 100
 REOPEN_WAIT_SECONDS = 10.0
+REPLAY_DEPTH = 2  # {"job": ...}: nothing deeper
 REPLAY_FIELDS = {"job", "error", "since", "dryRun", "rate"}
 
 
@@ -63,10 +64,12 @@ def _replay_request(body: Any) -> tuple[Filters, bool, float | None]:
         raise RequestError("dryRun must be true or false", field="dryRun")
     rate = body.get("rate")
     if rate is not None and (
-        isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= MAX_RATE
+        isinstance(rate, bool)
+        or not isinstance(rate, int | float)
+        or not MIN_RATE <= rate <= MAX_RATE
     ):
         raise RequestError(
-            f"rate must be a number of dead letters per second, above 0 and at most {MAX_RATE:g}",
+            f"rate must be a number of dead letters per second, from {MIN_RATE:g} to {MAX_RATE:g}",
             field="rate",
         )
     return filters_of(body.get("job"), body.get("error"), body.get("since")), dry_run, rate
@@ -77,7 +80,6 @@ class DeadLetterApi:
     runtime: Runtime
     owners: OwnerRouting
 
-    @answers_errors
     async def list_letters(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         page = await list_dead_letters(
@@ -91,23 +93,20 @@ class DeadLetterApi:
         items = [dead_letter_view(letter, now, replayed) for letter, replayed in page.letters]
         return web.json_response({"items": items, "nextCursor": page.next_cursor})
 
-    @answers_errors
     async def show(self, request: web.Request) -> web.StreamResponse:
         dead_letter_id = request.match_info["dead_letter_id"]
         found = await show_dead_letter(self.runtime, dead_letter_id)
         if found is None:
-            raise RequestError(f"no dead letter {dead_letter_id!r}", status=404)
+            raise RequestError(f"no dead letter {dead_letter_id[:80]!r}", status=404)
         letter, replayed = found
         return web.json_response(
             {**dead_letter_view(letter, now_ms(), replayed), **dead_letter_details(letter)}
         )
 
-    @answers_errors
     async def replay(self, request: web.Request) -> web.StreamResponse:
-        try:
-            body = await request.json()
-        except json.JSONDecodeError as exc:
-            raise RequestError(f"the body is not JSON: {exc}") from None
+        limits = BodyLimits.field(self.runtime.settings)
+        raw = await read_whole(request.content.read, limits, encoding_of(request))
+        body = json_body(raw, REPLAY_DEPTH)
         filters, dry_run, rate = _replay_request(body)
         started_ms = now_ms()
         report = await replay(self.runtime, filters, dry_run=dry_run, rate=rate)

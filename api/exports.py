@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from api.errors import answers_errors, error_response
+from api.errors import error_response
 from streams.exports import signing
 from streams.exports.storage import LocalStorage, valid_file_name, valid_job_id
 from streams.runtime import Runtime
@@ -17,7 +17,6 @@ from streams.runtime import Runtime
 class ExportApi:
     runtime: Runtime
 
-    @answers_errors
     async def download(self, request: web.Request) -> web.StreamResponse:
         job_id, name = request.match_info["job_id"], request.match_info["filename"]
         settings = self.runtime.settings

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from api.database import database_faults
 from api.deadletters import DeadLetterApi
+from api.errors import errors_as_json
 from api.exports import ExportApi
 from api.jobs import JobsApi
 from api.operations import OperationsApi
@@ -49,6 +49,11 @@ def routes(runtime: Runtime) -> list[web.RouteDef]:
     ]
 
 
+# The aiohttp Application's own request handling: bodies reach the handlers as sent, to be
+# inflated off the event loop within the upload limits (api/bodies.py).
+WEB_OPTIONS = {"handler_args": {"auto_decompress": False}}
+
+
 def welcome(settings: Settings) -> str:
     """Where a person finds the API of a worker just started, and a first job to submit."""
     url = f"http://{settings.api_host}:{settings.api_port}"
@@ -65,5 +70,5 @@ def welcome(settings: Settings) -> str:
 def mount(runtime: Runtime) -> None:
     """Add the API's routes to the worker's Faust web server."""
     web_server: Any = runtime.app.web  # the aiohttp driver, which exposes its Application
-    web_server.web_app.middlewares.append(database_faults)
+    web_server.web_app.middlewares.append(errors_as_json)
     web_server.web_app.add_routes(routes(runtime))

@@ -43,9 +43,9 @@ class JobsApi:
             else:
                 metrics().uploads.labels("rejected").inc()
                 return error_response(415, UNSUPPORTED.format(content_type))
-        except RequestError as exc:
+        except RequestError:
             metrics().uploads.labels("rejected").inc()
-            return error_response(exc.status, str(exc), field=exc.field)
+            raise  # answered by api/errors.py
         except BrokerUnavailable as exc:
             metrics().uploads.labels("unavailable").inc()
             return error_response(

@@ -50,6 +50,8 @@ class OwnerRouting:
         While the database is away the status is still answered from the progress state
         (with no registry row), unless the caller needs the `registry` row itself."""
         job_id = request.match_info["job_id"]
+        if not job_registry.valid_job_id(job_id):
+            return error_response(404, f"no job {job_id[:40]!r}")
         app = self.runtime.app
         if app.rebalancing or app.in_recovery:
             return _retry_shortly("the worker is rebalancing")

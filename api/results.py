@@ -7,22 +7,24 @@ import asyncio
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from api.database import database
-from api.errors import answers_errors
 from api.queries import page_limit
 from api.tenants import tenant_of
 from api.views import error_group, job_cursor, job_item, parse_job_cursor, result_item
 from streams.exceptions import RequestError
+from streams.exports.formats import neutralize
 from streams.jobtypes import JOB_TYPES
 from streams.runtime import Runtime
 from streams.sink import jobs as job_registry
 from streams.sink import results
 
+_ROW = re.compile(r"[0-9]{1,18}")  # a record number: a BIGINT
 STATUSES = ("queued", "active", "completed", "failed", "cancelled")
 ERROR_COLUMNS = ("error_row", "error_field", "error_reason")
 
@@ -48,10 +50,9 @@ class ResultsApi:
         job_id = request.match_info["job_id"]
         job = await database(job_registry.get_job, self.runtime.engine, job_id)
         if job is None:
-            raise RequestError(f"no job {job_id!r}", status=404)
+            raise RequestError(f"no job {job_id[:40]!r}", status=404)
         return job
 
-    @answers_errors
     async def list_jobs(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         after = None
@@ -77,14 +78,13 @@ class ResultsApi:
             {"items": [job_item(job) for job in page.jobs], "nextCursor": next_cursor}
         )
 
-    @answers_errors
     async def results(self, request: web.Request) -> web.StreamResponse:
         job = await self._job(request)
         query = request.query
         status = _choice(query.get("status"), "status", tuple(results.STATUS_OUTCOMES))
         after = 0
         if query.get("cursor"):
-            if not (query["cursor"].isascii() and query["cursor"].isdigit()):
+            if not _ROW.fullmatch(query["cursor"]):
                 raise RequestError("cursor is not one this API gave", field="cursor")
             after = int(query["cursor"])
         page = await database(
@@ -94,17 +94,14 @@ class ResultsApi:
         items = [result_item(row) for row in page.rows]
         return web.json_response({"items": items, "nextCursor": next_cursor})
 
-    @answers_errors
     async def errors(self, request: web.Request) -> web.StreamResponse:
         job = await self._job(request)
         groups = await database(results.error_groups, self.runtime.engine, job.id)
         return web.json_response({"jobId": job.id, "groups": [error_group(g) for g in groups]})
 
-    @answers_errors
     async def failed_csv(self, request: web.Request) -> web.StreamResponse:
         return await self._failed_file(request, "csv")
 
-    @answers_errors
     async def failed_ndjson(self, request: web.Request) -> web.StreamResponse:
         return await self._failed_file(request, "ndjson")
 
@@ -156,6 +153,8 @@ class ResultsApi:
 
 
 def _cell(value: Any) -> str:
+    """A cell of the failed-records file; text a spreadsheet would run as a formula is
+    neutralised, as in exports."""
     if value is None:
         return ""
-    return value if isinstance(value, str) else json.dumps(value)
+    return neutralize(value if isinstance(value, str) else json.dumps(value))

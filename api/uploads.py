@@ -10,29 +10,30 @@ is read whole, and it is bounded by SLUICE_MAX_INLINE_BYTES.
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
+import aiohttp
 from aiohttp import BodyPartReader, web
 
+from api.bodies import BodyLimits, body_blocks, encoding_of, read_whole
 from api.tenants import tenant_of
-from streams.exceptions import RequestError, UploadError
+from streams.exceptions import LimitExceeded, RequestError, UploadError
 from streams.jobtypes import JOB_TYPES, get_job_type
 from streams.jobtypes.base import JobType
 from streams.models import ParsedRecord
 from streams.parse import (
     NdjsonParser,
+    ParseLimits,
     RecordParser,
+    json_body,
     media_type_of_file,
     parser_for,
     records_from_json_items,
 )
 from streams.runtime import Runtime
 from streams.submit import Accepted, JobSubmission, check_columns, submit_generated
-
-BLOCK_SIZE = 64 * 1024
-MAX_FIELD_BYTES = 64 * 1024
 
 
 def _job_type_and_options(raw: Mapping[str, Any]) -> tuple[JobType, dict[str, Any]]:
@@ -115,45 +116,57 @@ def _abort_reason(exc: BaseException) -> str:
     return f"upload interrupted: {type(exc).__name__}"
 
 
-async def _body_blocks(request: web.Request) -> AsyncIterator[bytes]:
-    async for block in request.content.iter_chunked(BLOCK_SIZE):
-        yield block
-
-
-async def _part_blocks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while block := await part.read_chunk(BLOCK_SIZE):
-        yield block
-
-
 async def submit_raw(runtime: Runtime, request: web.Request) -> Accepted:
     job_type, options = _job_type_and_options(request.query)
-    parser = parser_for(request.headers.get("Content-Type", ""))
-    return await submit_stream(
-        runtime, job_type, options, parser, _body_blocks(request), tenant_of(request)
-    )
+    parser = parser_for(request.headers.get("Content-Type", ""), ParseLimits.of(runtime.settings))
+    limits = BodyLimits.upload(runtime.settings)
+    blocks = body_blocks(request.content.read, limits, encoding_of(request))
+    return await submit_stream(runtime, job_type, options, parser, blocks, tenant_of(request))
 
 
 async def submit_multipart(runtime: Runtime, request: web.Request) -> Accepted:
+    if encoding_of(request) is not None:
+        raise RequestError(
+            "send a multipart form uncompressed (compress the file part's body "
+            "instead: send it raw as text/csv with Content-Encoding)",
+            status=415,
+        )
+    try:
+        return await _submit_form(runtime, request)
+    except (ValueError, LookupError, aiohttp.ClientPayloadError) as exc:
+        raise RequestError(f"the multipart form cannot be read: {type(exc).__name__}") from None
+
+
+async def _submit_form(runtime: Runtime, request: web.Request) -> Accepted:
+    settings = runtime.settings
     fields: dict[str, Any] = dict(request.query)
+    field_limits = BodyLimits(
+        settings.max_field_bytes, settings.body_timeout, "SLUICE_MAX_FIELD_BYTES"
+    )
     reader = await request.multipart()
     accepted: Accepted | None = None
+    parts = 0
     async for part in reader:
+        parts += 1
+        if parts > settings.max_form_parts:
+            raise LimitExceeded(
+                f"the form has more than {settings.max_form_parts} parts (SLUICE_MAX_FORM_PARTS)"
+            )
         if not isinstance(part, BodyPartReader):
             raise RequestError("nested multipart bodies are not supported")
         if part.filename is None and part.name != "file":
             if accepted is not None:
                 raise RequestError(f"field {part.name!r} came after the file: send options first")
-            value = await part.read(decode=True)
-            if len(value) > MAX_FIELD_BYTES:
-                raise RequestError(f"field {part.name!r} is too large", status=413)
+            value = await read_whole(part.read_chunk, field_limits, None)
             fields[part.name or ""] = value.decode("utf-8", "replace")
             continue
         if accepted is not None:
             raise RequestError("send exactly one file part")
         job_type, options = _job_type_and_options(fields)
-        parser = parser_for(_part_content_type(part))
+        parser = parser_for(_part_content_type(part), ParseLimits.of(settings))
+        blocks = body_blocks(part.read_chunk, BodyLimits.upload(settings), None)
         accepted = await submit_stream(
-            runtime, job_type, options, parser, _part_blocks(part), tenant_of(request)
+            runtime, job_type, options, parser, blocks, tenant_of(request)
         )
     if accepted is None:
         raise RequestError("the form has no file part (send the upload as a field named 'file')")
@@ -174,18 +187,10 @@ def _part_content_type(part: BodyPartReader) -> str:
 
 
 async def submit_inline(runtime: Runtime, request: web.Request) -> Accepted:
-    limit = runtime.settings.max_inline_bytes
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise RequestError(
-            f"inline JSON batches are limited to {limit} bytes: upload larger batches as "
-            "text/csv or application/x-ndjson",
-            status=413,
-        )
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        raise RequestError(f"the body is not valid JSON: {exc}") from None
+    limits = BodyLimits.inline(runtime.settings)
+    body = await read_whole(request.content.read, limits, encoding_of(request))
+    # the records' depth plus the body's own two levels ({"data": [record, ...]})
+    payload = await asyncio.to_thread(json_body, body, runtime.settings.max_json_depth + 2)
     if not isinstance(payload, dict):
         raise RequestError("the body must be a JSON object {type, data, options}")
     options = payload.get("options", {})

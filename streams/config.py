@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.exceptions import ConfigError
 
 DEFAULT_SQLITE_URL = "sqlite:///sluice.db"
+MIN_SIGNING_KEY_CHARS = 32
 CHECKOUT_SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
 
@@ -79,7 +80,17 @@ class Settings(BaseSettings):
     batch_chunks: int = Field(8, ge=1, le=256)
     submit_timeout: float = Field(10.0, gt=0)
     idle_seconds: float = Field(5.0, ge=0)
+    # What one request may send; past a limit the answer is a 413 (or 400) naming it. Bytes
+    # count after a gzip or deflate body is inflated.
     max_inline_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=1 << 30)
+    max_upload_bytes: int = Field(1 << 30, ge=1024, le=1 << 40)
+    max_records: int = Field(10_000_000, ge=1, le=1 << 40)
+    max_columns: int = Field(200, ge=1, le=100_000)
+    max_record_chars: int = Field(1 << 20, ge=256, le=1 << 30)
+    max_json_depth: int = Field(32, ge=2, le=1000)
+    max_form_parts: int = Field(64, ge=2, le=10_000)
+    max_field_bytes: int = Field(64 * 1024, ge=64, le=1 << 24)
+    body_timeout: float = Field(60.0, gt=0)
     # Retention: how long a finished job's results and metadata are kept, and how often the
     # periodic task looks for expired ones.
     retain_completed_seconds: int = Field(7 * 86400, ge=0, le=1 << 40)
@@ -89,7 +100,7 @@ class Settings(BaseSettings):
     # the key signing their download URLs (empty: a key file created once in export_dir), and
     # how long URLs last.
     export_dir: Path = Path(".sluice/exports")
-    signing_key: SecretStr = SecretStr("")
+    signing_key: SecretStr = SecretStr("")  # empty, or at least 32 characters
     export_url_seconds: int = Field(86400, ge=1, le=1 << 31)
     schema_dir: Path = CHECKOUT_SCHEMAS
 
@@ -99,6 +110,16 @@ class Settings(BaseSettings):
         if isinstance(data, dict) and not data.get("export_dir"):
             data["export_dir"] = Path(data.get("data_dir") or ".sluice") / "exports"
         return data
+
+    @field_validator("signing_key")
+    @classmethod
+    def _strong_signing_key(cls, key: SecretStr) -> SecretStr:
+        if key.get_secret_value() and len(key.get_secret_value()) < MIN_SIGNING_KEY_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_SIGNING_KEY_CHARS} characters (or unset: a random key "
+                "is created in the export directory)"
+            )
+        return key
 
     @property
     def database_url_masked(self) -> str:

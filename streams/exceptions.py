@@ -4,7 +4,8 @@ SluiceError
 ├── ConfigError            a setting is missing or malformed: the process refuses to start
 ├── RequestError           a batch request is wrong: HTTP 4xx naming the problem
 │   ├── OptionError        an option is unknown or out of range (carries the field)
-│   └── UploadError        the upload as a whole cannot be read (streams/parse/)
+│   ├── UploadError        the upload as a whole cannot be read (streams/parse/)
+│   └── LimitExceeded      a configured limit was passed: 413 naming it
 ├── BrokerUnavailable      Kafka did not acknowledge in time: HTTP 503 with Retry-After
 ├── DatabaseUnavailable    the database is away (refused, lost, no answer): HTTP 503
 └── ChunkError             processing one chunk failed; the subclass carries the decision
@@ -27,16 +28,28 @@ class RequestError(SluiceError):
     """A batch request that cannot be accepted; becomes a 4xx answer."""
 
     status = 400
+    code: str | None = None  # what kind of problem, for programs (default: by status)
 
-    def __init__(self, message: str, *, field: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.field = field
         if status is not None:
             self.status = status
+        if code is not None:
+            self.code = code
 
 
 class OptionError(RequestError):
     """A job option that is unknown, malformed or out of range."""
+
+    code = "invalid_option"
 
     def __init__(self, field: str, reason: str):
         super().__init__(f"option {field!r} {reason}", field=field)
@@ -44,6 +57,15 @@ class OptionError(RequestError):
 
 class UploadError(RequestError):
     """The upload as a whole cannot be read; the message tells a person what to fix."""
+
+    code = "unreadable_upload"
+
+
+class LimitExceeded(RequestError):
+    """A request passed a configured limit (413 unless said otherwise); the message names it."""
+
+    status = 413
+    code = "limit_exceeded"
 
 
 class BrokerUnavailable(SluiceError):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from streams.exceptions import OptionError
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -22,10 +25,12 @@ class IntOption:
         if isinstance(raw, bool):
             raise OptionError(name, "must be an integer")
         if isinstance(raw, str):
-            try:
-                raw = int(raw.strip())
-            except ValueError:
-                raise OptionError(name, "must be an integer") from None
+            # ASCII digits only: int() would also take "٣٠٠", "1_000" and "+ 5"
+            if not _INTEGER.fullmatch(raw.strip()):
+                raise OptionError(
+                    name, f"must be an integer from {self.low} to {self.high} (ASCII digits)"
+                )
+            raw = int(raw.strip())
         if not isinstance(raw, int):
             raise OptionError(name, "must be an integer")
         if not self.low <= raw <= self.high:

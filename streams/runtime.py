@@ -6,6 +6,7 @@ engine, and the state of its work. Nothing here knows the agents or the API: the
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +54,7 @@ def broker_url(bootstrap_servers: str) -> str:
     return ";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(","))
 
 
-def create_faust_app(settings: Settings) -> faust.App:
+def create_faust_app(settings: Settings, web_options: Mapping[str, Any] | None = None) -> faust.App:
     install_faust_fix()
     web_port = settings.api_port
     datadir = settings.data_dir / f"{settings.app_id}-{web_port}"
@@ -81,6 +82,7 @@ def create_faust_app(settings: Settings) -> faust.App:
         canonical_url=f"http://{settings.api_host}:{web_port}",
         datadir=str(datadir),
         web_in_thread=False,
+        web_application_options=dict(web_options or {}),
     )
 
 
@@ -95,9 +97,10 @@ def _registry_engine(settings: Settings) -> Engine:
     return engine
 
 
-def create_runtime(settings: Settings) -> Runtime:
-    """The app with its topics and table, the commit guard installed under its consumer."""
-    app = create_faust_app(settings)
+def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = None) -> Runtime:
+    """The app with its topics and table, the commit guard installed under its consumer;
+    `web_options` go to the aiohttp Application of its web server (given by the API)."""
+    app = create_faust_app(settings, web_options)
     chunk_topic = app.topic(
         topics.chunk_topic(settings.app_id),
         key_serializer="raw",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from streams.clock import now_ms
-from streams.exceptions import BrokerUnavailable, RequestError
+from streams.exceptions import BrokerUnavailable, LimitExceeded, RequestError
 from streams.jobtypes.base import JobType
 from streams.metrics import metrics
 from streams.models import ParsedRecord
@@ -133,11 +133,16 @@ class JobSubmission:
         self._cutter.json_values = json_values
 
     def note_columns(self, columns: Iterable[str]) -> None:
-        if len(self.unknown_columns) < MAX_UNKNOWN_COLUMNS:
-            self.unknown_columns.update(set(columns) - self.job_type.known_columns)
+        room = MAX_UNKNOWN_COLUMNS - len(self.unknown_columns)
+        if room > 0:
+            unknown = set(columns) - self.job_type.known_columns - self.unknown_columns
+            self.unknown_columns.update(sorted(unknown)[:room])
 
     async def add(self, records: Iterable[ParsedRecord]) -> None:
+        limit = self.runtime.settings.max_records
         for record in records:
+            if self._cutter.records >= limit:
+                raise LimitExceeded(f"the job has more than {limit:,} records (SLUICE_MAX_RECORDS)")
             chunk = self._cutter.add(record)
             if chunk is not None:
                 await self._send(chunk)

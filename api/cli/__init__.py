@@ -9,7 +9,7 @@ from typing import Any
 
 from api.cli.deadletters import cmd_dlq_list, cmd_dlq_replay, cmd_dlq_show, parse_rate
 from api.cli.jobs import cmd_cancel, cmd_export, cmd_results, cmd_status, cmd_submit
-from api.http import mount, welcome
+from api.http import WEB_OPTIONS, mount, welcome
 from streams.exceptions import ConfigError
 from streams.worker.build import Api
 from streams.worker.commands import add_commands
@@ -23,7 +23,7 @@ DESCRIPTION = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sluice", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
-    add_commands(commands, Api(mount, welcome))  # run, worker, devbroker, config
+    add_commands(commands, Api(mount, welcome, WEB_OPTIONS))  # run, worker, devbroker, config
     _job_commands(commands)
     _dlq_commands(commands)
     _export_command(commands)

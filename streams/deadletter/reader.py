@@ -24,7 +24,8 @@ from streams.topics import DEAD_LETTER_SUFFIX
 from streams.wire.chunks import decode_chunk
 
 HEADER_PREFIX = "sluice-"
-_DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+_DURATION = re.compile(r"^([0-9]{1,9})\s*([smhd])$")
+_PARTITION, _OFFSET = re.compile(r"[0-9]{1,9}"), re.compile(r"[0-9]{1,18}")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 READ_TIMEOUT_SECONDS = 15.0
 
@@ -43,9 +44,13 @@ class Position:
     def parse(cls, text: str, field: str = "id") -> Position:
         topic, _, rest = text.rpartition(":")
         topic, _, partition = topic.rpartition(":")
-        if not topic.endswith(DEAD_LETTER_SUFFIX) or not partition.isdigit() or not rest.isdigit():
+        if not (
+            topic.endswith(DEAD_LETTER_SUFFIX)
+            and _PARTITION.fullmatch(partition)
+            and _OFFSET.fullmatch(rest)
+        ):
             raise RequestError(
-                f"{field} {text!r} is not a dead letter id (<topic>.dlq:<partition>:<offset>)",
+                f"{field} {text[:80]!r} is not a dead letter id (<topic>.dlq:<partition>:<offset>)",
                 field=field,
             )
         return cls(topic, int(partition), int(rest))
@@ -110,14 +115,14 @@ def parse_since(text: str, now: datetime | None = None) -> int:
         return int(now.timestamp() * 1000) - int(match[1]) * _SECONDS[match[2]] * 1000
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
+    except (ValueError, OverflowError):
         raise RequestError(
-            f"since {text!r} is neither a duration (90s, 15m, 2h, 7d) nor an ISO-8601 time",
+            f"since {text[:40]!r} is neither a duration (90s, 15m, 2h, 7d) nor an ISO-8601 time",
             field="since",
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 @dataclass(frozen=True)

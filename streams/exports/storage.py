@@ -21,18 +21,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from streams.sink.jobs import valid_job_id
+
 RESULT_FILE = "result.json"
-_JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+FILE_MODE = 0o600
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _TEMP_PREFIX = ".tmp-"
 
 
 def part_name(chunk_index: int) -> str:
     return f"part-{chunk_index:06d}.gz"
-
-
-def valid_job_id(job_id: str) -> bool:
-    return bool(_JOB_ID.match(job_id))
 
 
 def valid_file_name(name: str) -> bool:
@@ -105,10 +103,12 @@ class LocalStorage(ExportStorage):
     @contextlib.contextmanager
     def write(self, job_id: str, name: str) -> Iterator[BinaryIO]:
         final = self.path(job_id, name)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temp = final.with_name(f"{_TEMP_PREFIX}{uuid.uuid4().hex}-{name}")
         try:
-            with temp.open("wb") as out:
+            # the owner alone reads exports: they hold people's data
+            descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            with os.fdopen(descriptor, "wb") as out:
                 yield out
                 out.flush()
                 os.fsync(out.fileno())

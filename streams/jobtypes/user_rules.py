@@ -9,6 +9,7 @@ only what storage needs: the required fields, the types, and the width of each c
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,14 @@ AGE_MIN, AGE_MAX = 13, 130
 STORED_AGE_MIN, STORED_AGE_MAX = -(1 << 15), (1 << 15) - 1
 
 _WHITESPACE = re.compile(r"\s")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+# control, format (zero-width, bidirectional), private-use and unpaired surrogate code points
+_INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs"})
+NUL = "contains a NUL character"
+
+
+def _invisible(text: str) -> bool:
+    return any(unicodedata.category(c) in _INVISIBLE for c in text if not c.isascii())
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +56,16 @@ class FieldError:
 
 
 def identity(fields: Mapping[str, Any]) -> str | None:
-    """The routing and deduplication key: the trimmed, lowercased email, if there is one."""
+    """The routing and deduplication key: the trimmed email, NFC-normalised and lowercased, if
+    there is one (precomposed and decomposed "Änne@…" are one user)."""
     email = fields.get("email")
     if not isinstance(email, str):
         return None
-    return email.strip().lower() or None
+    return _normal(email.strip()).lower() or None
+
+
+def _normal(text: str) -> str:
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 def validate_user(fields: Mapping[str, Any], *, check_formats: bool = True) -> User | FieldError:
@@ -59,7 +73,8 @@ def validate_user(fields: Mapping[str, Any], *, check_formats: bool = True) -> U
     email = _required_text("email", fields.get("email"))
     if isinstance(email, FieldError):
         return email
-    email = email.lower()  # before measuring: lowercasing can lengthen some characters ("İ")
+    # before measuring: lowercasing can lengthen some characters ("İ")
+    email = _normal(email).lower()
     if check_formats:
         problem = _email_problem(email)
         if problem is not None:
@@ -90,6 +105,8 @@ def _required_text(field: str, raw: Any) -> str | FieldError:
         return FieldError(field, "is required")
     if not isinstance(raw, str):
         return FieldError(field, "must be a string")
+    if "\x00" in raw:  # PostgreSQL text cannot hold it: the record fails alone
+        return FieldError(field, NUL)
     value = raw.strip()
     return value if value else FieldError(field, "is required")
 
@@ -109,6 +126,8 @@ def _email_problem(email: str) -> str | None:
         return "domain has an empty label"
     if _WHITESPACE.search(email):
         return "must not contain whitespace"
+    if _CONTROL.search(email) or (not email.isascii() and _invisible(email)):
+        return "must not contain control or invisible characters"
     if len(email) > EMAIL_MAX:
         return f"must be at most {EMAIL_MAX} characters"
     return None
@@ -120,6 +139,8 @@ def _optional_text(field: str, raw: Any, wrong_type: str) -> str | FieldError | 
         return None
     if not isinstance(raw, str):
         return FieldError(field, wrong_type)
+    if "\x00" in raw:
+        return FieldError(field, NUL)
     return raw.strip() or None
 
 

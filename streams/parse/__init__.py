@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from streams.exceptions import UploadError
 from streams.parse.csv_parser import CsvParser
-from streams.parse.json_records import NdjsonParser, records_from_json_items
+from streams.parse.json_records import NdjsonParser, json_body, records_from_json_items
+from streams.parse.lines import ParseLimits
 
 CSV = "text/csv"
 NDJSON = "application/x-ndjson"
@@ -27,13 +28,13 @@ def media_type_of_file(name: str) -> str | None:
     return next((kind for suffix, kind in FILE_SUFFIXES.items() if lowered.endswith(suffix)), None)
 
 
-def parser_for(content_type: str) -> RecordParser:
+def parser_for(content_type: str, limits: ParseLimits | None = None) -> RecordParser:
     """The parser for an upload's media type."""
     kind = media_type(content_type)
     if kind == CSV:
-        return CsvParser()
+        return CsvParser(limits)
     if kind == NDJSON:
-        return NdjsonParser()
+        return NdjsonParser(limits)
     raise UploadError(
         f"unsupported content type {content_type!r}: send text/csv or application/x-ndjson"
     )
@@ -45,7 +46,9 @@ __all__ = [
     "NDJSON",
     "CsvParser",
     "NdjsonParser",
+    "ParseLimits",
     "RecordParser",
+    "json_body",
     "media_type",
     "media_type_of_file",
     "parser_for",

@@ -5,9 +5,16 @@ from __future__ import annotations
 import csv
 import re
 
-from streams.exceptions import UploadError
+from streams.exceptions import LimitExceeded, UploadError
 from streams.models import ParsedRecord
-from streams.parse.lines import NOT_UTF8, UNDECODABLE, PushParser, has_undecodable, too_long
+from streams.parse.lines import (
+    NOT_UTF8,
+    UNDECODABLE,
+    ParseLimits,
+    PushParser,
+    has_undecodable,
+    too_long,
+)
 
 UNTERMINATED = "unterminated quoted field"
 
@@ -19,8 +26,8 @@ class CsvParser(PushParser):
     """A record that cannot be read becomes a `ParsedRecord` with an `error`; only an upload
     unreadable as a whole (no header, a broken header) raises `UploadError`."""
 
-    def __init__(self, **kwargs: int) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, limits: ParseLimits | None = None) -> None:
+        super().__init__(limits)
         # Physical lines of a record whose quoted field is still open, and its size so far.
         self._open: list[str] | None = None
         self._open_quotes = 0
@@ -50,6 +57,12 @@ class CsvParser(PushParser):
             if not records:
                 return []
             self._columns = _header(records[0])
+            if len(self._columns) > self.limits.max_columns:
+                raise LimitExceeded(
+                    f"the CSV header has {len(self._columns)} columns; at most "
+                    f"{self.limits.max_columns} (SLUICE_MAX_COLUMNS)",
+                    status=400,
+                )
             del records[0]
         if not dirty:
             return self._parse(records)

@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from streams.exceptions import UploadError
+from streams.exceptions import RequestError, UploadError
 from streams.models import ParsedRecord
-from streams.parse.lines import NOT_UTF8, UNDECODABLE, PushParser, has_undecodable
+from streams.parse.lines import NOT_UTF8, UNDECODABLE, ParseLimits, PushParser, has_undecodable
 
 NOT_AN_OBJECT = "record is not a JSON object"
 LONE_SURROGATE = "contains a \\u escape that is not valid Unicode (a lone surrogate)"
@@ -27,8 +27,8 @@ _LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
 class NdjsonParser(PushParser):
     """Newline-delimited JSON: one object per non-blank line, values keep their JSON types."""
 
-    def __init__(self, **kwargs: int) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, limits: ParseLimits | None = None) -> None:
+        super().__init__(limits)
         self._seen_any = False
 
     def _finish(self) -> list[ParsedRecord]:
@@ -51,6 +51,9 @@ class NdjsonParser(PushParser):
         return out
 
     def _record(self, row: int, line: str) -> ParsedRecord:
+        limits = self.limits
+        if line.count("{") + line.count("[") > 1 and json_depth(line) > limits.max_json_depth:
+            return ParsedRecord(row, None, f"nested deeper than {limits.max_json_depth} levels")
         try:
             value = _decode_json(line)
         except ValueError as exc:
@@ -63,6 +66,8 @@ class NdjsonParser(PushParser):
         # JSON escapes can spell lone surrogates, which no UTF-8 sink can store.
         if "\\u" in line and _has_lone_surrogate(value):
             return ParsedRecord(row, None, LONE_SURROGATE)
+        if len(value) > limits.max_columns:
+            return ParsedRecord(row, None, f"more than {limits.max_columns} fields")
         if self._columns is None:
             self._columns = list(value)
         return ParsedRecord(row, _json_fields(value))
@@ -77,6 +82,38 @@ def records_from_json_items(items: list[Any]) -> Iterator[ParsedRecord]:
             yield ParsedRecord(row, None, LONE_SURROGATE)
         else:
             yield ParsedRecord(row, dict(_json_fields(item)))  # a copy: the items stay the caller's
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """How deeply JSON text nests arrays and objects (strings do not count)."""
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def json_body(body: bytes, max_depth: int) -> Any:
+    """A whole JSON body (an inline batch), parsed; a RequestError saying why it cannot be."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError("the body is not valid JSON: it is not UTF-8") from None
+    if json_depth(text) > max_depth:
+        raise RequestError(f"the body is not accepted: JSON nested deeper than {max_depth} levels")
+    try:
+        return _decode_json(text)
+    except ValueError as exc:
+        raise RequestError(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RequestError("the body is not accepted: JSON nested too deeply") from None
 
 
 def _reject_constant(name: str) -> Any:

@@ -8,12 +8,29 @@ from __future__ import annotations
 
 import codecs
 import re
+from dataclasses import dataclass
 
+from streams.config import Settings
 from streams.exceptions import UploadError
 from streams.models import ParsedRecord
 
 DEFAULT_MAX_RECORD_CHARS = 1 << 20
 """Longest logical record we buffer; past it an unbalanced quote is the likely cause."""
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """What one upload's records may be (SLUICE_MAX_RECORD_CHARS, _MAX_COLUMNS,
+    _MAX_JSON_DEPTH)."""
+
+    max_record_chars: int = DEFAULT_MAX_RECORD_CHARS
+    max_columns: int = 200
+    max_json_depth: int = 32
+
+    @classmethod
+    def of(cls, settings: Settings) -> ParseLimits:
+        return cls(settings.max_record_chars, settings.max_columns, settings.max_json_depth)
+
 
 NOT_UTF8 = "not valid UTF-8"
 
@@ -75,9 +92,10 @@ class PushParser:
     A subclass turns complete lines into records (`_records`) and says what the end of the
     upload means (`_finish`)."""
 
-    def __init__(self, *, max_record_chars: int = DEFAULT_MAX_RECORD_CHARS) -> None:
-        self._lines = LineBuffer(max_record_chars)
-        self._max = max_record_chars
+    def __init__(self, limits: ParseLimits | None = None) -> None:
+        self.limits = limits or ParseLimits()
+        self._lines = LineBuffer(self.limits.max_record_chars)
+        self._max = self.limits.max_record_chars
         self._columns: list[str] | None = None
         self._row = 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,9 +12,12 @@ from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
 
 from streams.sink.tables import jobs
 
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
 # Why a job's remaining chunks are skipped (`sluice_jobs.stopped`).
 CANCELLED = "cancelled"
 STOPPED = "stopped"  # stopOnError met a failed record
+ABORTED = "aborted"  # its upload broke off
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,11 @@ def record_split(engine: Engine, job_id: str, total_records: int, total_chunks: 
 
 
 def record_error(engine: Engine, job_id: str, error: str) -> None:
+    """The upload broke off: the job failed, and every chunk of it not applied yet is skipped
+    (the stop mark), so nothing more of it is imported behind its `failed` status."""
     with engine.begin() as connection:
         connection.execute(jobs.update().where(jobs.c.id == job_id).values(error=error))
+        stop(connection, job_id, ABORTED)
 
 
 def _record(row: Any) -> JobRecord:
@@ -82,7 +89,14 @@ def _record(row: Any) -> JobRecord:
     )
 
 
+def valid_job_id(job_id: str) -> bool:
+    """Whether `job_id` is one Sluice gives (a UUID): nothing else can be in the registry."""
+    return bool(_JOB_ID.fullmatch(job_id))
+
+
 def get_job(engine: Engine, job_id: str) -> JobRecord | None:
+    if not valid_job_id(job_id):
+        return None
     with engine.connect() as connection:
         row = connection.execute(select(jobs).where(jobs.c.id == job_id)).first()
     return None if row is None else _record(row)

@@ -53,7 +53,11 @@ jobs = Table(
     Column("total_chunks", Integer),
     Column("split_completed_at", DateTime(timezone=True)),
     Column("error", Text),
-    Column("stopped", String(16), doc="cancelled | stopped (stopOnError): skip what is left"),
+    Column(
+        "stopped",
+        String(16),
+        doc="cancelled | stopped (stopOnError) | aborted (upload broke off): skip what is left",
+    ),
     # kept in step by the progress agent, for listings and retention
     Column("status", String(16), doc="queued | active | completed | failed | cancelled"),
     Column("completed_at", DateTime(timezone=True)),

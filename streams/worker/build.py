@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 
@@ -27,10 +28,12 @@ class Api:
 
     mount: Callable[[Runtime], object]
     welcome: Callable[[Settings], str]
+    #: options of the aiohttp Application Faust serves (its request handling)
+    web_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def build_worker(settings: Settings, *, api: Api | None, until_idle: bool = False) -> Runtime:
-    runtime = create_runtime(settings)
+    runtime = create_runtime(settings, web_options=api.web_options if api else None)
     pool = WriterPool(
         settings.database_url.get_secret_value(),
         writer_processes(settings, runtime.engine.dialect.name),

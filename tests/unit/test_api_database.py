@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from api.database import database, database_faults
+from api.database import database
+from api.errors import errors_as_json
 from streams.exceptions import DatabaseUnavailable
 from streams.sink.faults import database_away
 
@@ -22,7 +23,7 @@ AWAY = OperationalError("SELECT 1", {}, Exception("server closed the connection 
 
 
 async def answer(handler: Any) -> tuple[int, dict[str, str], Any]:
-    app = web.Application(middlewares=[database_faults])
+    app = web.Application(middlewares=[errors_as_json])
     app.router.add_get("/", handler)
     async with TestClient(TestServer(app)) as client:
         response = await client.get("/")
@@ -36,14 +37,25 @@ def test_a_database_that_is_away_is_a_503_with_retry_after() -> None:
 
     status, headers, body = asyncio.run(answer(handler))
     assert (status, headers["Retry-After"]) == (503, "5")
+    assert body["error"]["code"] == "unavailable"
     assert "database is not answering" in body["error"]["message"]
 
 
-def test_other_errors_are_not_dressed_up_as_503() -> None:
+def test_other_errors_are_a_json_500_that_tells_nothing_inside() -> None:
     async def handler(request: web.Request) -> web.Response:
-        raise ValueError("a bug")
+        raise ValueError("postgresql://sluice:secret@db/x in /srv/app.py line 3")
 
-    assert asyncio.run(answer(handler))[0] == 500
+    status, _, body = asyncio.run(answer(handler))
+    assert status == 500 and body["error"]["code"] == "internal"
+    assert "secret" not in str(body) and "app.py" not in str(body)
+
+
+def test_errors_aiohttp_raises_are_json_too() -> None:
+    async def handler(request: web.Request) -> web.Response:
+        raise web.HTTPMethodNotAllowed("POST", ["GET"])
+
+    status, headers, body = asyncio.run(answer(handler))
+    assert (status, body["error"]["code"], headers["Allow"]) == (405, "method_not_allowed", "GET")
 
 
 def test_a_call_is_tried_once_more_then_the_database_is_unavailable() -> None:

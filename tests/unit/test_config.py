@@ -60,14 +60,23 @@ def test_a_bad_value_is_an_error_naming_the_variable(
 
 def test_secrets_never_show(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://sluice:hunter2@db/sluice")
-    monkeypatch.setenv("SLUICE_SIGNING_KEY", "s3cret-key")
+    monkeypatch.setenv("SLUICE_SIGNING_KEY", "s3cret-key-" + "x" * 24)
     settings = load_settings()
     shown = settings.shown()
     assert shown["database_url"] == "postgresql://sluice:***@db/sluice"
     assert shown["signing_key"] == "***"
     for text in (repr(settings), str(shown)):
         assert "hunter2" not in text and "s3cret-key" not in text
-    assert settings.signing_key.get_secret_value() == "s3cret-key"
+    assert settings.signing_key.get_secret_value().startswith("s3cret-key")
+
+
+def test_a_short_signing_key_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SLUICE_SIGNING_KEY", "a")
+    with pytest.raises(ConfigError, match=r"^SLUICE_SIGNING_KEY: .*at least 32") as caught:
+        load_settings()
+    assert "'a'" not in str(caught.value)
 
 
 def test_overrides_win_and_settings_are_frozen() -> None:

@@ -9,6 +9,7 @@ from streams.models import ParsedRecord
 from streams.parse import (
     CsvParser,
     NdjsonParser,
+    ParseLimits,
     parser_for,
     records_from_json_items,
 )
@@ -309,7 +310,7 @@ def test_csv_header_with_unterminated_quote_is_an_upload_error() -> None:
 
 
 def test_csv_record_longer_than_the_limit_is_an_upload_error() -> None:
-    parser = CsvParser(max_record_chars=20)
+    parser = CsvParser(ParseLimits(max_record_chars=20))
     parser.feed(b'a,b\n"open quote,\n')
     with pytest.raises(UploadError, match="longer than 20 characters"):
         for _ in range(10):
@@ -317,7 +318,7 @@ def test_csv_record_longer_than_the_limit_is_an_upload_error() -> None:
 
 
 def test_csv_physical_line_longer_than_the_limit_is_an_upload_error() -> None:
-    parser = CsvParser(max_record_chars=20)
+    parser = CsvParser(ParseLimits(max_record_chars=20))
     with pytest.raises(UploadError, match="longer than 20 characters"):
         parser.feed(b"x" * 21)
 
