@@ -19,7 +19,7 @@ from streams.kafka import commit_guard
 from streams.kafka.consumer import ConsumerView
 from streams.kafka.end_offsets import install_faust_fix
 from streams.sink.database import make_engine
-from streams.sink.sessions import SessionLimits, answer_within
+from streams.sink.sessions import SessionLimits, answer_within, session_name
 from streams.worker_state import WorkerState
 
 # A chunk of 10,000 wide records can pass aiokafka's 1 MiB default; the broker has no limit.
@@ -91,7 +91,8 @@ def _registry_engine(settings: Settings) -> Engine:
     wait on PostgreSQL here is bounded (streams/sink/sessions.py)."""
     limits = SessionLimits.of(settings)
     url = settings.database_url.get_secret_value()
-    engine = make_engine(url, pool_size=2, limits=limits, name=f"sluice-worker-{os.getpid()}")
+    name = session_name("worker", settings.app_id, os.getpid())
+    engine = make_engine(url, pool_size=2, limits=limits, name=name)
     if engine.dialect.name == "postgresql":
         answer_within(limits.answer_deadline)
     return engine

@@ -27,10 +27,15 @@ def writer_processes(settings: Settings, dialect: str) -> int:
 
 class WriterPool:
     def __init__(
-        self, database_url: str, processes: int, limits: SessionLimits, chunk_timeout: float
+        self,
+        database_url: str,
+        processes: int,
+        limits: SessionLimits,
+        chunk_timeout: float,
+        app_id: str,
     ):
         self.processes = processes
-        self._initargs = (database_url, limits, chunk_timeout)
+        self._initargs = (database_url, limits, chunk_timeout, app_id)
         self._executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:

@@ -67,15 +67,15 @@ class ChunkProcessor:
         self.parking = Parking(self._attempt_parked)
         #: every chunk admitted and not finished, applying or parked, by (partition, offset)
         self.in_flight: dict[tuple[Any, int], Parked] = {}
-        #: open while the database answers. A chunk that finds it away closes it, and no new
-        #: chunk starts until a waiting one gets through: the outage is backpressure (Kafka
-        #: keeps the rest), not a pile of parked chunks in memory.
+        #: open while the database answers. A chunk that finds it away closes it; until a
+        #: waiting one gets through, new chunks are not admitted (nor committed: they are read
+        #: again once it answers). The outage is backpressure, with Kafka keeping the rest;
+        #: not a pile of parked chunks in memory, nor a full stream buffer that would stop
+        #: Faust delivering the progress topic too.
         self.database_answers = asyncio.Event()
         self.database_answers.set()
-        self._stopping = False
 
     async def process_batch(self, messages: Sequence[Any]) -> None:
-        self._stopping = False
         by_partition: dict[int, list[Any]] = defaultdict(list)
         for message in messages:
             by_partition[message.partition].append(message)
@@ -85,19 +85,14 @@ class ChunkProcessor:
         try:
             await asyncio.shield(work)
         except asyncio.CancelledError:
-            # finish what was started (the ack that follows must not skip a chunk); what waits
-            # for the database has not started, and is read again by the next reader
-            self._stopping = True
-            self.database_answers.set()
+            # finish what was started: the ack that follows must not skip a chunk
             await work
             raise
 
     async def _in_order(self, messages: list[Any]) -> None:
         for message in messages:
             if not self.database_answers.is_set():
-                await self.database_answers.wait()
-                if self._stopping:
-                    return
+                return  # not admitted: read again from here once the database answers
             if await self.admission.admit(message):
                 await self._process(message)
 

@@ -22,7 +22,12 @@ from streams.models import Chunk, ChunkInfo, ChunkResult
 from streams.processing.policy import Failure, classify
 from streams.processing.transaction import apply_once
 from streams.sink.database import make_engine
-from streams.sink.sessions import SessionLimits
+from streams.sink.sessions import (
+    LOCK_NOT_AVAILABLE,
+    SessionLimits,
+    end_abandoned_writers,
+    session_name,
+)
 from streams.wire.chunks import decode_chunk
 
 
@@ -58,14 +63,19 @@ class ApplyFailed(Exception):
 EXIT_CHUNK_TIMEOUT = 70
 
 _engine: Engine | None = None
+_app_id = "sluice"
+_chunk_timeout = 180.0
 _applying_since: float | None = None  # monotonic start of the chunk being applied, if any
 
 
-def start_writer(database_url: str, limits: SessionLimits, chunk_timeout: float) -> None:
+def start_writer(
+    database_url: str, limits: SessionLimits, chunk_timeout: float, app_id: str
+) -> None:
     """A writer process's initializer: its own database connection, held to `limits`, and a
     watch that ends the process when it must not go on."""
-    global _engine
-    name = f"sluice-writer-{os.getpid()}"
+    global _engine, _chunk_timeout, _app_id
+    _chunk_timeout, _app_id = chunk_timeout, app_id
+    name = session_name("writer", app_id, os.getpid())
     _engine = make_engine(database_url, pool_size=1, create=False, limits=limits, name=name)
     tune_gc()
     _watch(chunk_timeout)
@@ -138,8 +148,21 @@ def apply_raw(
         result, fresh = apply_once(engine, chunk)
     except Exception as exc:  # the worker decides; the exception itself may not pickle
         failure = classify(exc)
+        if getattr(getattr(exc, "orig", None), "pgcode", None) == LOCK_NOT_AVAILABLE:
+            _release_abandoned_locks(engine)
         touched = chunk_keys(chunk) if failure.retryable else None
         raise ApplyFailed(info, failure, touched) from None
     finally:
         _applying_since = None
     return Applied(info, result, fresh)
+
+
+def _release_abandoned_locks(engine: Engine) -> None:
+    """A lock wait ran out: the holder may be an abandoned writer session; end those."""
+    try:
+        ended = end_abandoned_writers(engine, _app_id, _chunk_timeout)
+    except Exception as exc:  # the chunk is retried either way
+        print(f"writer {os.getpid()}: no look for abandoned sessions: {exc}", file=sys.stderr)
+        return
+    if ended:
+        print(f"writer {os.getpid()}: ended abandoned writer sessions {ended}", file=sys.stderr)

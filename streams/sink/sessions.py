@@ -21,6 +21,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 from psycopg2.extensions import POLL_OK, POLL_READ, POLL_WRITE
+from sqlalchemy import Engine, text
 
 from streams.config import Settings
 
@@ -49,6 +50,7 @@ class SessionLimits:
     def connect_args(self, url_options: str | None = None) -> dict[str, Any]:
         """psycopg2 connection arguments; `url_options` (the URL's own `options`, such as a
         search_path) are kept."""
+        dead_after = self.keepalives_idle + self.keepalives_interval * self.keepalives_count
         server = {
             "statement_timeout": _ms(self.statement_timeout),
             "lock_timeout": _ms(self.lock_timeout),
@@ -56,9 +58,9 @@ class SessionLimits:
             "tcp_keepalives_idle": self.keepalives_idle,
             "tcp_keepalives_interval": self.keepalives_interval,
             "tcp_keepalives_count": self.keepalives_count,
+            "tcp_user_timeout": dead_after * 1000,
         }
         settings = [f"-c {name}={value}" for name, value in server.items()]
-        dead_after = self.keepalives_idle + self.keepalives_interval * self.keepalives_count
         return {
             "options": " ".join([url_options, *settings] if url_options else settings),
             "connect_timeout": self.connect_timeout,
@@ -77,6 +79,35 @@ def fields_of(cls: type) -> list[str]:
 
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
+
+
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+def session_name(role: str, app_id: str, pid: int) -> str:
+    """What a session shows as in pg_stat_activity: `sluice-writer-<app id>-<pid>`."""
+    return f"sluice-{role}-{app_id}-{pid}"[:63]
+
+
+def end_abandoned_writers(engine: Engine, app_id: str, older_than: float) -> list[int]:
+    """End the sessions of this app's writer processes that have been in one transaction for
+    longer than `older_than` seconds (the chunk timeout): their writer is gone, or past its
+    deadline and about to go, and their locks hold other chunks back. PostgreSQL cannot end
+    them itself when they are blocked writing to a client that stopped reading (neither the
+    statement timeout nor the idle-in-transaction timeout applies then). The pids ended."""
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.begin() as connection:
+        ended = connection.execute(
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE application_name LIKE :writers "
+                "AND pid <> pg_backend_pid() AND datname = current_database() "
+                "AND xact_start < now() - make_interval(secs => :seconds) "
+                "AND pg_terminate_backend(pid)"
+            ),
+            {"writers": session_name("writer", app_id, 0)[:-1] + "%", "seconds": older_than},
+        ).scalars()
+        return list(ended)
 
 
 def answer_within(seconds: float) -> None:

@@ -39,6 +39,7 @@ def build_worker(settings: Settings, *, api: Api | None, until_idle: bool = Fals
         writer_processes(settings, runtime.engine.dialect.name),
         SessionLimits.of(settings),
         settings.chunk_timeout,
+        settings.app_id,
     )
     processor = ChunkProcessor(
         pool,

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, make_url, text
@@ -82,6 +83,19 @@ class StatusWatch:
             if code == 0
             or (code >= 500 and not (code == 503 and body["_headers"].get("Retry-After")))
         ]
+
+    def summary(self) -> dict[tuple[int, str], int]:
+        """How many answers of each kind (status code, job status or error message)."""
+        kinds: dict[tuple[int, str], int] = {}
+        for code, body in self.answers:
+            if not isinstance(body, dict):
+                kind = str(body)[:60]
+            elif code == 200:
+                kind = f"{body['status']} waitingOn={body['waitingOn']}"
+            else:
+                kind = str(body.get("error", {}).get("message"))[:60]
+            kinds[code, kind] = kinds.get((code, kind), 0) + 1
+        return kinds
 
     def waiting_seen(self) -> bool:
         return any(
@@ -195,26 +209,30 @@ def test_a_slow_network(stack: Stack, db: Engine) -> None:
     job_through(stack, db, 64, lambda proxy, _: proxy.delay(0.002), faults=1)
 
 
-def writer_in_a_transaction(db: Engine, timeout: float = 30) -> int:
-    """The pid of a writer process whose session is inside a transaction now."""
+def writer_in_a_transaction(db: Engine, app: str, timeout: float = 30) -> int:
+    """The pid of one of `app`'s live writer processes whose session is inside a
+    transaction now."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with db.connect() as connection:
-            name = connection.execute(
+            names = connection.scalars(
                 text(
                     "SELECT application_name FROM pg_stat_activity WHERE application_name "
-                    "LIKE 'sluice-writer-%' AND xact_start IS NOT NULL LIMIT 1"
-                )
-            ).scalar()
-        if name:
-            return int(name.rsplit("-", 1)[1])
+                    "LIKE :writers AND xact_start IS NOT NULL"
+                ),
+                {"writers": f"sluice-writer-{app}-%"},
+            ).all()
+        for name in names:
+            pid = int(name.rsplit("-", 1)[1])
+            if Path(f"/proc/{pid}").exists():  # not one killed before, its session lingering
+                return pid
         time.sleep(0.01)
     raise AssertionError("no writer in a transaction")
 
 
 def test_a_writer_killed_inside_its_transaction(stack: Stack, db: Engine) -> None:
     def kill_a_writer(proxy: TcpProxy, worker: Worker) -> None:
-        pid = writer_in_a_transaction(db)
+        pid = writer_in_a_transaction(db, stack.app_id)
         os.kill(pid, signal.SIGKILL)
         proxy.faults.append(f"kill -9 of writer {pid}")
 
@@ -243,6 +261,6 @@ def test_the_database_refusing_connections_for_a_minute(stack: Stack, db: Engine
         finally:
             watch.stop()
     print(f"outage of {OUTAGE_SECONDS:.0f} s after {paused_at} chunks; done {took:.1f} s after")
-    assert watch.waiting_seen(), "the job never said that it waits for the database"
+    assert watch.waiting_seen(), f"never said it waits for the database: {watch.summary()}"
     assert watch.server_errors() == []
     assert took < RECOVERY_BOUND, took

@@ -4,6 +4,7 @@ classify what cannot be applied."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -13,6 +14,7 @@ from sqlalchemy import Engine, text
 from streams.models import Chunk
 from streams.processing.writer import Applied, ApplyFailed, Blocked, apply_raw
 from streams.sink.database import make_engine
+from streams.sink.sessions import end_abandoned_writers
 from streams.wire.chunks import encode_chunk
 
 OPTIONS = {"chunkSize": 100, "retryAttempts": 3, "validate": True, "stopOnError": False}
@@ -78,3 +80,42 @@ def test_an_unknown_job_type_is_poison_named_with_its_chunk(engine: Engine) -> N
     assert caught.value.failure.error_class == "PoisonMessage"
     assert "no-such-type" in caught.value.failure.message
     assert caught.value.keys is None  # nothing to hold later chunks back for
+
+
+def test_a_writer_session_stuck_in_a_transaction_past_the_timeout_is_ended(
+    engine: Engine, schema_url: str
+) -> None:
+    """The session of a writer that is gone, holding locks, ended so other chunks go on."""
+    engines = {
+        name: make_engine(schema_url, pool_size=1, create=False, name=name)
+        for name in ("sluice-writer-itest-424242", "someone-else", "sluice-writer-itest-434343")
+    }
+    held = []
+    try:
+        for name, holder in engines.items():
+            if name == "sluice-writer-itest-434343":
+                time.sleep(4)  # the first two have been in their transactions for longer
+            connection = holder.connect()
+            connection.execute(text("SELECT count(*) FROM users"))  # a transaction begins
+            held.append(connection)
+        ended = end_abandoned_writers(engine, "itest", older_than=3.0)
+        assert len(ended) == 1
+        assert set(_sessions(engine)) >= {"someone-else", "sluice-writer-itest-434343"}
+        assert "sluice-writer-itest-424242" not in _sessions(engine)
+    finally:
+        for connection in held:
+            connection.invalidate()
+        for holder in engines.values():
+            holder.dispose()
+
+
+def _sessions(engine: Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(
+            connection.scalars(
+                text(
+                    "SELECT application_name FROM pg_stat_activity "
+                    "WHERE datname = current_database()"
+                )
+            )
+        )

@@ -253,18 +253,16 @@ def test_retries_are_counted_until_the_chunk_succeeds(fails: int) -> None:
 def test_a_database_that_is_away_pauses_processing_without_spending_budgets() -> None:
     async def scenario(r: Rig) -> None:
         away = chunk(0, 0, 0, {"a"}, fails=4, away=True, budget=0)
-        batch = asyncio.ensure_future(
-            r.processor.process_batch([away, chunk(0, 1, 1, {"b"}), chunk(1, 0, 2, {"c"})])
-        )
-        await until(lambda: bool(r.outbox.waits))
-        await asyncio.sleep(0.05)
-        assert r.outbox.outcomes == []  # no new chunk starts while the database is away
+        later = [chunk(0, 1, 1, {"b"}), chunk(1, 0, 2, {"c"})]
+        await r.processor.process_batch([away, *later])
+        assert r.outbox.outcomes == [] and r.outbox.waits == [(0, "unavailable")]
         assert not r.processor.database_answers.is_set()
-        await batch
-        assert r.outbox.outcomes[0] == (0, False)  # the waiting one first
+        assert r.processor.in_flight.keys() == {(TopicPartition(TOPIC, 0), 0)}  # not the rest
+        await until(lambda: bool(r.outbox.outcomes), timeout=10)
+        assert r.outbox.outcomes == [(0, False)] and r.processor.database_answers.is_set()
+        await r.processor.process_batch(later)  # read again, as the partitions are
         assert sorted(r.outbox.outcomes) == [(0, False), (1, False), (2, False)]
         assert r.outbox.dead_letters == []  # a budget of 0, and four waits: none spent it
-        assert r.outbox.waits == [(0, "unavailable")]  # said once
         assert r.guard.watermark(TopicPartition(TOPIC, 0), 0) == 2
 
     run(scenario)
