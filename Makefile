@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 
 # Test processes in parallel: e2e tests mostly wait (group joins, idle checks), so more than
 # the cores; each has its own broker, and every test its own schema and app id.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 8
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-10s %s\n", $$1, $$2}'

@@ -99,11 +99,14 @@ def end_abandoned_writers(engine: Engine, app_id: str, older_than: float) -> lis
         return []
     with engine.begin() as connection:
         ended = connection.execute(
+            # chosen first, then ended: in one WHERE, PostgreSQL may call
+            # pg_terminate_backend before the other conditions, on any session
             text(
-                "SELECT pid FROM pg_stat_activity WHERE application_name LIKE :writers "
-                "AND pid <> pg_backend_pid() AND datname = current_database() "
-                "AND xact_start < now() - make_interval(secs => :seconds) "
-                "AND pg_terminate_backend(pid)"
+                "WITH abandoned AS MATERIALIZED (SELECT pid FROM pg_stat_activity "
+                "WHERE application_name LIKE :writers AND pid <> pg_backend_pid() "
+                "AND datname = current_database() "
+                "AND xact_start < now() - make_interval(secs => :seconds)) "
+                "SELECT pid FROM abandoned WHERE pg_terminate_backend(pid)"
             ),
             {"writers": session_name("writer", app_id, 0)[:-1] + "%", "seconds": older_than},
         ).scalars()
