@@ -16,6 +16,7 @@ from streams.sink.faults import database_away
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CHALLENGE = 'Bearer realm="sluice"'  # how a 401 says which credentials it wants (RFC 6750)
 
 CODES = {
     400: "bad_request",
@@ -56,7 +57,10 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         return await handler(request)
     except RequestError as exc:
-        return error_response(exc.status, str(exc), field=exc.field, code=exc.code)
+        challenge = {"WWW-Authenticate": CHALLENGE} if exc.status == 401 else None
+        return error_response(
+            exc.status, str(exc), field=exc.field, code=exc.code, headers=challenge
+        )
     except (BrokerUnavailable, KafkaError, TimeoutError) as exc:
         message = f"Kafka did not answer ({type(exc).__name__}); retry shortly"
         return error_response(503, message, headers=_retry(BrokerUnavailable.retry_after))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+import yaml
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -12,6 +15,13 @@ from streams.metrics import metrics
 from streams.runtime import Runtime
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document (api/openapi.yaml), as the JSON /openapi.json serves."""
+    document: dict[str, Any] = yaml.safe_load(OPENAPI_PATH.read_text())
+    return document
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,9 @@ class OperationsApi:
 
     async def openapi(self, request: web.Request) -> web.StreamResponse:
         return web.Response(text=OPENAPI_PATH.read_text(), content_type="application/yaml")
+
+    async def openapi_json(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(openapi_document())
 
     async def prometheus(self, request: web.Request) -> web.StreamResponse:
         return web.Response(

@@ -14,6 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from api import paths
+from api.auth import principal_of
 from api.database import database
 from api.errors import error_response
 from api.views import job_view
@@ -72,12 +73,16 @@ class OwnerRouting:
         else:
             if job is None:
                 return error_response(404, f"no job {job_id!r}")
+        tenant = job.tenant if job is not None else (state or {}).get("tenant")
+        if tenant is None or not principal_of(request).sees(tenant):
+            # another tenant's job is one that does not exist
+            return error_response(404, f"no job {job_id!r}")
         return job, job_view(job_id, job, state, self.runtime.settings)
 
     async def _forward(self, request: web.Request, owner: str) -> web.StreamResponse:
         try:
             async with self.session.request(
-                request.method, owner + request.path_qs, headers={ROUTED_HEADER: "1"}
+                request.method, owner + request.path_qs, headers=_routed(request)
             ) as answer:
                 body = await answer.read()
                 return web.Response(
@@ -86,9 +91,10 @@ class OwnerRouting:
         except aiohttp.ClientError as exc:
             return _retry_shortly(f"the worker owning this job is unreachable ({exc})", 2)
 
-    async def replay_seen(self, job_id: str, since_ms: int) -> bool:
+    async def replay_seen(self, request: web.Request, job_id: str, since_ms: int) -> bool:
         """Whether the job's status has taken in a replay requested at `since_ms` or later,
-        asked of the job's owner; True too when no status knows the job (an upstream chunk's)."""
+        asked of the job's owner (as the replay's caller); True too when no status knows the job
+        (an upstream chunk's) or the caller may not read it."""
         job = await database(job_registry.get_job, self.runtime.engine, job_id)
         if job is None:
             return True
@@ -101,14 +107,22 @@ class OwnerRouting:
             return seen is not None and seen >= since_ms
         try:
             url = owner + paths.job_url(job_id)
-            async with self.session.get(url, headers={ROUTED_HEADER: "1"}) as answer:
-                if answer.status == 404:
+            async with self.session.get(url, headers=_routed(request)) as answer:
+                if answer.status in (401, 403, 404):
                     return True
                 summary = (await answer.json())["summary"] if answer.status == 200 else {}
         except aiohttp.ClientError:
             return False
         seen_at = summary.get("lastReplayAt")
         return seen_at is not None and _ms(seen_at) >= since_ms
+
+
+def _routed(request: web.Request) -> dict[str, str]:
+    """Headers of a request passed on to the owner, which checks the caller's key again."""
+    headers = {ROUTED_HEADER: "1"}
+    if "Authorization" in request.headers:
+        headers["Authorization"] = request.headers["Authorization"]
+    return headers
 
 
 def _ms(iso_time: str) -> int:

@@ -6,6 +6,7 @@ API_PREFIX = "/api/batch"
 JOBS = f"{API_PREFIX}/jobs"
 DLQ = f"{API_PREFIX}/dlq"
 EXPORTS = f"{API_PREFIX}/exports"
+KEYS = "/api/keys"
 
 
 def job_url(job_id: str) -> str:

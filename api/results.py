@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
+from api.auth import principal_of, tenant_seen
 from api.database import database
 from api.queries import page_limit
-from api.tenants import tenant_of
 from api.views import error_group, job_cursor, job_item, parse_job_cursor, result_item
 from streams.exceptions import RequestError
 from streams.exports.formats import neutralize
@@ -48,8 +48,11 @@ class ResultsApi:
 
     async def _job(self, request: web.Request) -> job_registry.JobRecord:
         job_id = request.match_info["job_id"]
-        job = await database(job_registry.get_job, self.runtime.engine, job_id)
-        if job is None:
+        job = None
+        if job_registry.valid_job_id(job_id):
+            job = await database(job_registry.get_job, self.runtime.engine, job_id)
+        # another tenant's job is one that does not exist
+        if job is None or not principal_of(request).sees(job.tenant):
             raise RequestError(f"no job {job_id[:40]!r}", status=404)
         return job
 
@@ -63,10 +66,11 @@ class ResultsApi:
         job_type = query.get("type") or None
         if job_type is not None and job_type not in JOB_TYPES:
             raise RequestError(f"unknown job type {job_type!r}", field="type")
+        tenant = tenant_seen(request, query.get("tenant"))
         page = await database(
             lambda: job_registry.list_jobs(
                 self.runtime.engine,
-                tenant_of(request),
+                tenant,
                 status=_choice(query.get("status"), "status", STATUSES),
                 job_type=job_type,
                 limit=page_limit(query.get("limit")),

@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 from aiohttp import BodyPartReader, web
 
+from api.auth import principal_of
 from api.bodies import BodyLimits, body_blocks, encoding_of, read_whole
-from api.tenants import tenant_of
 from streams.exceptions import LimitExceeded, RequestError, UploadError
 from streams.jobtypes import JOB_TYPES, get_job_type
 from streams.jobtypes.base import JobType
@@ -121,7 +121,9 @@ async def submit_raw(runtime: Runtime, request: web.Request) -> Accepted:
     parser = parser_for(request.headers.get("Content-Type", ""), ParseLimits.of(runtime.settings))
     limits = BodyLimits.upload(runtime.settings)
     blocks = body_blocks(request.content.read, limits, encoding_of(request))
-    return await submit_stream(runtime, job_type, options, parser, blocks, tenant_of(request))
+    return await submit_stream(
+        runtime, job_type, options, parser, blocks, principal_of(request).tenant
+    )
 
 
 async def submit_multipart(runtime: Runtime, request: web.Request) -> Accepted:
@@ -166,7 +168,7 @@ async def _submit_form(runtime: Runtime, request: web.Request) -> Accepted:
         parser = parser_for(_part_content_type(part), ParseLimits.of(settings))
         blocks = body_blocks(part.read_chunk, BodyLimits.upload(settings), None)
         accepted = await submit_stream(
-            runtime, job_type, options, parser, blocks, tenant_of(request)
+            runtime, job_type, options, parser, blocks, principal_of(request).tenant
         )
     if accepted is None:
         raise RequestError("the form has no file part (send the upload as a field named 'file')")
@@ -205,14 +207,14 @@ async def submit_inline(runtime: Runtime, request: web.Request) -> Accepted:
                 field="data",
             )
         return await submit_generated(
-            runtime, generating, generating.parse_options(options), tenant_of(request)
+            runtime, generating, generating.parse_options(options), principal_of(request).tenant
         )
     if not isinstance(data, list) or not data:
         raise RequestError("'data' must be a non-empty JSON array of records", field="data")
     job_type, parsed_options = _job_type_and_options({**options, "type": payload.get("type")})
     first = next((item for item in data if isinstance(item, dict)), {})
     check_columns(job_type, first)
-    submission = JobSubmission(runtime, job_type, parsed_options, tenant_of(request))
+    submission = JobSubmission(runtime, job_type, parsed_options, principal_of(request).tenant)
     await submission.open()
     submission.describe_records(json_values=True)
     try:

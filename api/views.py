@@ -3,6 +3,7 @@ over (progress states, registry rows, result rows, dead letters, replay reports)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,11 +13,15 @@ from streams.config import Settings
 from streams.deadletter.reader import DeadLetter
 from streams.deadletter.replay import ReplayReport
 from streams.exceptions import PoisonMessage
+from streams.exports import signing
 from streams.progress import FINISHED, State, new_state, status_of, waiting_on
 from streams.retention import expires_at
 from streams.sink.jobs import JobRecord
+from streams.sink.keys import KeyRecord
 from streams.sink.results import ErrorGroup
 from streams.submit import Accepted
+
+Link = Callable[[str, int], str]  # (file, expires) -> a signed download URL
 
 # -- a job ----------------------------------------------------------------------------------------
 
@@ -34,8 +39,15 @@ def accepted_view(accepted: Accepted) -> dict[str, Any]:
     }
 
 
-def status_view(job_id: str, job_type: str, state: State | None, total: int | None) -> dict:
-    """The answer of GET /api/batch/jobs/{id}, from the job's progress state."""
+def status_view(
+    job_id: str,
+    job_type: str,
+    state: State | None,
+    total: int | None,
+    link: Link | None = None,
+) -> dict:
+    """The answer of GET /api/batch/jobs/{id}, from the job's progress state; `link` signs the
+    URL of a file to download."""
     s = state or new_state(job_id)
     status = status_of(state)
     total_records = s["totalRecords"] if s["totalRecords"] is not None else total
@@ -65,7 +77,8 @@ def status_view(job_id: str, job_type: str, state: State | None, total: int | No
         "summary": _summary(s),
     }
     if s.get("awaitsResult"):
-        view["result"] = job_result(job_id, s["result"]) if status == "completed" else None
+        done = status == "completed"
+        view["result"] = job_result(s["result"], link) if done else None
     return view
 
 
@@ -100,10 +113,12 @@ def job_view(
 ) -> dict[str, Any]:
     """A job's status as GET /api/batch/jobs/{id} answers it (on the job's owner), from its
     registry row and progress state; from the state alone while the database is away."""
+    tenant = job.tenant if job is not None else (state or {}).get("tenant") or ""
+    link = download_link(settings, tenant, job_id)
     if job is None:
-        view = status_view(job_id, (state or {}).get("type") or "", state, None)
+        view = status_view(job_id, (state or {}).get("type") or "", state, None, link)
     else:
-        view = status_view(job_id, job.type, state, job.total_records)
+        view = status_view(job_id, job.type, state, job.total_records, link)
         if job.error and view["status"] != "failed":
             view["status"], view["error"] = "failed", job.error
     completed = from_ms((state or {}).get("completedAt"))
@@ -116,16 +131,25 @@ def cancelling_view(job_id: str) -> dict[str, Any]:
     return {"jobId": job_id, "status": "cancelling", "statusUrl": paths.job_url(job_id)}
 
 
-def job_result(job_id: str, result: dict[str, Any] | None) -> dict[str, Any] | None:
+def download_link(settings: Settings, tenant: str, job_id: str) -> Link:
+    """Signs a download of one of the job's files for its tenant (streams/exports/signing.py)."""
+    key = signing.signing_key(settings)
+
+    def link(file: str, expires: int) -> str:
+        signed = signing.signature(key, tenant, job_id, file, expires)
+        return paths.download_url(job_id, file, expires, signed)
+
+    return link
+
+
+def job_result(result: dict[str, Any] | None, link: Link | None) -> dict[str, Any] | None:
     """A job's result as a client sees it: a file to `download` becomes its signed URL."""
     if result is None or "download" not in result:
         return result
-    return {
-        ("downloadUrl" if name == "download" else name): (
-            paths.download_url(job_id, **value) if name == "download" else value
-        )
-        for name, value in result.items()
-    }
+    shown = {name: value for name, value in result.items() if name != "download"}
+    if link is not None:
+        shown["downloadUrl"] = link(result["download"]["file"], result["download"]["expires"])
+    return shown
 
 
 # -- job listing ---------------------------------------------------------------------------------
@@ -241,4 +265,19 @@ def replay_view(report: ReplayReport) -> dict[str, Any]:
         "jobs": dict(report.jobs),
         "deadLetters": report.ids,
         "truncated": report.replayed > len(report.ids),
+    }
+
+
+# -- API keys ------------------------------------------------------------------------------------
+
+
+def key_view(record: KeyRecord) -> dict[str, Any]:
+    """A key as listings show it: its prefix, never its value or hash."""
+    return {
+        "prefix": record.prefix,
+        "tenant": record.tenant,
+        "scopes": list(record.scopes),
+        "name": record.name,
+        "createdAt": iso(record.created_at),
+        "revokedAt": iso(record.revoked_at),
     }

@@ -8,6 +8,7 @@ they never show in a repr, a log line or `sluice config`.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.access import key_problem
 from streams.exceptions import ConfigError
 
 DEFAULT_SQLITE_URL = "sqlite:///sluice.db"
@@ -70,6 +72,14 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     api_url: str = ""
+    # API keys (docs/security.md): the key the CLI sends (else the one in config_file, which
+    # `sluice keys create` writes), and a development key every worker makes sure exists.
+    api_key: SecretStr = SecretStr("")
+    config_file: Path = Field(default_factory=lambda: _config_home() / "sluice" / "config.json")
+    dev_api_key: SecretStr = SecretStr("")
+    # The tenants a chunk produced straight onto the chunk topic by an upstream system (not
+    # split by the API, which vouches for its caller's tenant) may act for, comma-separated.
+    upstream_tenants: str = "default"
     data_dir: Path = Path(".sluice")
     # Chunk processing. A writer process applying one chunk for longer than chunk_timeout is
     # stopped and the chunk retried; chunks in flight (and partitions without progress) for
@@ -91,6 +101,7 @@ class Settings(BaseSettings):
     max_form_parts: int = Field(64, ge=2, le=10_000)
     max_field_bytes: int = Field(64 * 1024, ge=64, le=1 << 24)
     body_timeout: float = Field(60.0, gt=0)
+    header_timeout: float = Field(30.0, gt=0)
     # Retention: how long a finished job's results and metadata are kept, and how often the
     # periodic task looks for expired ones.
     retain_completed_seconds: int = Field(7 * 86400, ge=0, le=1 << 40)
@@ -111,6 +122,14 @@ class Settings(BaseSettings):
             data["export_dir"] = Path(data.get("data_dir") or ".sluice") / "exports"
         return data
 
+    @field_validator("dev_api_key", "api_key")
+    @classmethod
+    def _usable_key(cls, key: SecretStr) -> SecretStr:
+        problem = key_problem(key.get_secret_value()) if key.get_secret_value() else None
+        if problem is not None:
+            raise ValueError(problem)
+        return key
+
     @field_validator("signing_key")
     @classmethod
     def _strong_signing_key(cls, key: SecretStr) -> SecretStr:
@@ -122,6 +141,10 @@ class Settings(BaseSettings):
         return key
 
     @property
+    def upstream_tenant_names(self) -> frozenset[str]:
+        return frozenset(name.strip() for name in self.upstream_tenants.split(",") if name.strip())
+
+    @property
     def database_url_masked(self) -> str:
         return mask_url(self.database_url.get_secret_value())
 
@@ -129,11 +152,18 @@ class Settings(BaseSettings):
         """Every setting as `sluice config` prints it: secrets masked."""
         values = self.model_dump()
         values["database_url"] = self.database_url_masked
-        values["signing_key"] = "***" if self.signing_key.get_secret_value() else ""
+        for secret in ("signing_key", "api_key", "dev_api_key"):
+            values[secret] = "***" if getattr(self, secret).get_secret_value() else ""
         return values
 
 
-SECRETS = ("DATABASE_URL", "SLUICE_SIGNING_KEY")
+SECRETS = ("DATABASE_URL", "SLUICE_SIGNING_KEY", "SLUICE_API_KEY", "SLUICE_DEV_API_KEY")
+
+
+def _config_home() -> Path:
+    """Where per-user configuration lives: $XDG_CONFIG_HOME, else ~/.config."""
+    configured = os.environ.get("XDG_CONFIG_HOME")
+    return Path(configured) if configured else Path.home() / ".config"
 
 
 def _variable(field: str) -> str:

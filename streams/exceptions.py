@@ -5,7 +5,9 @@ SluiceError
 ├── RequestError           a batch request is wrong: HTTP 4xx naming the problem
 │   ├── OptionError        an option is unknown or out of range (carries the field)
 │   ├── UploadError        the upload as a whole cannot be read (streams/parse/)
-│   └── LimitExceeded      a configured limit was passed: 413 naming it
+│   ├── LimitExceeded      a configured limit was passed: 413 naming it
+│   ├── NotAuthenticated   no API key, or one that is not valid (revoked, unknown): 401
+│   └── NotPermitted       the key's scopes do not cover the request: 403
 ├── BrokerUnavailable      Kafka did not acknowledge in time: HTTP 503 with Retry-After
 ├── DatabaseUnavailable    the database is away (refused, lost, no answer): HTTP 503
 └── ChunkError             processing one chunk failed; the subclass carries the decision
@@ -66,6 +68,20 @@ class LimitExceeded(RequestError):
 
     status = 413
     code = "limit_exceeded"
+
+
+class NotAuthenticated(RequestError):
+    """The request has no valid API key (missing, malformed, unknown or revoked)."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class NotPermitted(RequestError):
+    """The key is valid, but its scopes do not include what the request needs."""
+
+    status = 403
+    code = "forbidden"
 
 
 class BrokerUnavailable(SluiceError):

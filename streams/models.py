@@ -55,6 +55,7 @@ class ChunkInfo:
     partition_seq: int
     options: dict[str, Any]
     rows: list[int] = field(repr=False)
+    tenant: str = ""
 
     @classmethod
     def of(cls, chunk: Chunk) -> ChunkInfo:
@@ -66,6 +67,7 @@ class ChunkInfo:
             chunk.partition_seq,
             dict(chunk.options),
             [record["row"] for record in chunk.records],
+            chunk.tenant,
         )
 
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from streams.clock import now_ms
 from streams.exceptions import BrokerUnavailable, LimitExceeded, RequestError
+from streams.exports.signing import signing_key
 from streams.jobtypes.base import JobType
 from streams.metrics import metrics
 from streams.models import ParsedRecord
@@ -28,6 +29,7 @@ from streams.sink.faults import database_away
 from streams.split import ChunkCutter
 from streams.wire import events
 from streams.wire.chunks import chunk_header, encode_chunk
+from streams.wire.origin import ORIGIN_HEADER, origin_mark
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,11 @@ class JobSubmission:
         )
         self._timeout = runtime.settings.submit_timeout
         self._open = False
+        # the API vouches for its caller's tenant on every chunk (streams/wire/origin.py)
+        self._origin = (
+            ORIGIN_HEADER,
+            origin_mark(signing_key(runtime.settings), tenant, self.job_id),
+        )
 
     async def _broker(self, operation: Awaitable[T]) -> T:
         try:
@@ -153,7 +160,10 @@ class JobSubmission:
         key = f"{chunk.job_id}:{chunk.chunk_index}".encode()
         delivery = await self._broker(
             self.runtime.chunk_topic.send(
-                key=key, value=value, partition=chunk.partition, headers=chunk_header(chunk)
+                key=key,
+                value=value,
+                partition=chunk.partition,
+                headers=[*chunk_header(chunk), self._origin],
             )
         )
         self._in_flight.append(delivery)

@@ -9,24 +9,26 @@ from typing import Any
 
 from api.cli.deadletters import cmd_dlq_list, cmd_dlq_replay, cmd_dlq_show, parse_rate
 from api.cli.jobs import cmd_cancel, cmd_export, cmd_results, cmd_status, cmd_submit
-from api.http import WEB_OPTIONS, mount, welcome
+from api.cli.keys import add_key_commands
+from api.http import mount, web_options, welcome
 from streams.exceptions import ConfigError
 from streams.worker.build import Api
 from streams.worker.commands import add_commands
 
 DESCRIPTION = (
     "Sluice: batch jobs on Kafka. Run workers and the dev broker, submit jobs and follow them, "
-    "get their results, export users, look at and replay dead letters."
+    "get their results, export users, look at and replay dead letters, manage API keys."
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sluice", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
-    add_commands(commands, Api(mount, welcome, WEB_OPTIONS))  # run, worker, devbroker, config
+    add_commands(commands, Api(mount, welcome, web_options))  # run, worker, devbroker, config
     _job_commands(commands)
     _dlq_commands(commands)
     _export_command(commands)
+    add_key_commands(commands)
     return parser
 
 

@@ -15,9 +15,14 @@ from typing import Any
 
 from tqdm import tqdm
 
+from api.cli.credentials import auth_headers
 from streams.config import settings
 
 TERMINAL = {"completed", "failed", "cancelled"}
+NO_KEY_HINT = (
+    "The sluice command sends SLUICE_API_KEY, else the key saved by `sluice keys create`, "
+    "else the development key of `sluice run` in this folder"
+)
 
 
 def api_url() -> str:
@@ -36,16 +41,29 @@ def request(
     headers: dict[str, str] | None = None,
     timeout: float | None = 600,
 ) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    """One call of the API with the CLI's key (api/cli/credentials.py): its status and JSON."""
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={**auth_headers(), **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             return answer.status, json.loads(answer.read() or b"{}")
     except urllib.error.HTTPError as error:
         payload = error.read()
         try:
-            return error.code, json.loads(payload)
+            answer = json.loads(payload)
         except ValueError:
-            return error.code, {"error": {"message": payload.decode(errors="replace")}}
+            answer = {"error": {"message": payload.decode(errors="replace")}}
+        if error.code == 401 and isinstance(answer.get("error"), dict):
+            answer["error"]["message"] = f"{answer['error'].get('message')}. {NO_KEY_HINT}"
+        return error.code, answer
+
+
+def open_url(url: str, timeout: float = 600) -> Any:
+    """A streamed GET with the CLI's key (the caller closes it); HTTPError on a 4xx or 5xx."""
+    return urllib.request.urlopen(
+        urllib.request.Request(url, headers=auth_headers()), timeout=timeout
+    )
 
 
 def follow(base: str, job_id: str, interval: float = 0.5) -> int:

@@ -10,7 +10,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from api.cli.client import api_url, download, follow, request, wait_finished
+from api.cli.client import api_url, download, follow, open_url, request, wait_finished
 from streams.parse import media_type_of_file
 
 
@@ -78,7 +78,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         status_query = urllib.parse.urlencode({"status": args.status or "failed"})
         try:
             url = f"{base}/results.{kind}?{status_query}"
-            with urllib.request.urlopen(url, timeout=600) as answer, open(args.output, "wb") as out:
+            with open_url(url) as answer, open(args.output, "wb") as out:
                 while block := answer.read(1 << 16):
                     out.write(block)
         except urllib.error.HTTPError as error:

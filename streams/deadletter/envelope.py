@@ -8,6 +8,7 @@ from typing import Any
 from streams.clock import now_ms
 from streams.topics import dead_letter_topic
 from streams.wire.codec import codec
+from streams.wire.origin import ORIGIN_HEADER
 
 # Connection strings and secrets must not leak into headers people read.
 _URL_WITH_CREDENTIALS = re.compile(r"\b[\w+.-]+://[^\s@]+@[^\s]+")
@@ -32,6 +33,8 @@ def dead_letter_headers(
     chunk_index: int | None,
     schema_id: int | None,
     replay_of: str | None = None,
+    tenant: str | None = None,
+    origin: str | None = None,
 ) -> list[tuple[str, bytes]]:
     values: dict[str, Any] = {
         # an exception, or a classified failure naming the original error it carries
@@ -44,9 +47,11 @@ def dead_letter_headers(
         "source-partition": source_partition,
         "source-offset": source_offset,
         "job-id": job_id,
+        "tenant": tenant,  # whose it is: only that tenant's keys (and admin) see it
         "chunk-index": chunk_index,
         "schema-id": schema_id,
         "replay-of": replay_of,  # it failed again after a replay of that dead letter
+        "origin": origin,  # the API's mark, kept for a replay (streams/wire/origin.py)
     }
     return [(f"sluice-{k}", str(v).encode()) for k, v in values.items() if v is not None]
 
@@ -69,6 +74,7 @@ async def dead_letter(
     first_failure_ms: int = 0,
     job_id: str | None = None,
     chunk_index: int | None = None,
+    tenant: str | None = None,
 ) -> None:
     """Publish `message` (a Faust Message) to its source topic's dead-letter topic, and wait."""
     headers = dead_letter_headers(
@@ -82,6 +88,8 @@ async def dead_letter(
         chunk_index=chunk_index,
         schema_id=codec().schema_id_of(message.value or b""),
         replay_of=_header(message, "sluice-replay-of"),
+        tenant=tenant or None,
+        origin=_header(message, ORIGIN_HEADER),
     )
     await producer.send_and_wait(
         dead_letter_topic(message.topic),

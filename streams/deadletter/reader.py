@@ -80,6 +80,14 @@ class DeadLetter:
         return self.header("job-id")
 
     @property
+    def tenant(self) -> str | None:
+        """The tenant whose chunk this was, as the worker that dead-lettered it knew it; None
+        for what no tenant may see but an admin: undecodable bytes, a chunk naming a tenant
+        its producer may not act for (whatever its bytes claim), a dead letter older than
+        the header."""
+        return self.header("tenant")
+
+    @property
     def error_class(self) -> str:
         return self.header("error-class") or "unknown"
 
@@ -130,13 +138,16 @@ class Filters:
     job: str | None = None
     error: str | None = None  # error class, case-insensitive
     since_ms: int | None = None
+    tenant: str | None = None  # None: every tenant's, and those of no tenant (admin only)
 
     def matches(self, letter: DeadLetter) -> bool:
         if self.job is not None and letter.job_id != self.job:
             return False
         if self.error is not None and letter.error_class.lower() != self.error.lower():
             return False
-        return self.since_ms is None or letter.failed_at_ms >= self.since_ms
+        if self.since_ms is not None and letter.failed_at_ms < self.since_ms:
+            return False
+        return self.tenant is None or letter.tenant == self.tenant
 
 
 def _letter(record: Any) -> DeadLetter:

@@ -26,6 +26,7 @@ from streams.runtime import Runtime
 from streams.sink.replays import record_replays, replayed_at
 from streams.topics import DEAD_LETTER_SUFFIX
 from streams.wire import events
+from streams.wire.origin import ORIGIN_HEADER
 
 REPLAY_OF_HEADER = "sluice-replay-of"
 MAX_LISTED_IDS = 100
@@ -120,5 +121,14 @@ async def _publish_again(runtime: Runtime, letter: DeadLetter) -> None:
         letter.value,
         partition=source.partition if source else None,
         timestamp=None,
-        headers=[(REPLAY_OF_HEADER, letter.id.encode())],
+        headers=_headers_again(letter),
     )
+
+
+def _headers_again(letter: DeadLetter) -> list[tuple[str, bytes]]:
+    """The replayed message names its dead letter and keeps the API's origin mark."""
+    headers = [(REPLAY_OF_HEADER, letter.id.encode())]
+    origin = letter.header("origin")
+    if origin is not None:
+        headers.append((ORIGIN_HEADER, origin.encode()))
+    return headers

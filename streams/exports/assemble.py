@@ -25,7 +25,6 @@ from sqlalchemy import Engine, select
 
 from streams.clock import iso
 from streams.exports import formats
-from streams.exports.signing import signature
 from streams.exports.storage import ExportStorage, part_name
 from streams.sink.tables import chunks, jobs
 
@@ -115,15 +114,14 @@ def assemble(
 def finish_export(
     engine: Engine,
     storage: ExportStorage,
-    key: bytes,
     job_id: str,
     fmt: str,
     url_seconds: int,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """The export's result `{recordCount, download: {file, expires, signature}, expiresAt,
-    bytes, sha256}` (the API turns `download` into a URL), assembling the file unless the same
-    ledger was assembled before."""
+    """The export's result `{recordCount, download: {file, expires}, expiresAt, bytes, sha256}`
+    (the API turns `download` into a URL signed for the job's tenant when a key holder reads
+    the status), assembling the file unless the same ledger was assembled before."""
     ledger = read_ledger(engine, job_id)
     fingerprint = f"{fmt}:{ledger.fingerprint}"
     done = storage.read_result(job_id)
@@ -141,7 +139,6 @@ def finish_export(
         "download": {
             "file": assembled.name,
             "expires": expires,
-            "signature": signature(key, job_id, assembled.name, expires),
         },
         "expiresAt": iso(datetime.fromtimestamp(expires, UTC)),
         "bytes": assembled.bytes,

@@ -1,11 +1,13 @@
-"""Signed download URLs: HMAC-SHA256 over the file and the expiry time, checked by any worker.
+"""Signed download URLs: HMAC-SHA256 over the tenant, the file and the expiry time, checked by
+any worker.
 
 A download names the job, the file, `expires` (epoch seconds) and `signature` (hex); the
-signature covers the job id, the file name and `expires`, so changing any of them, or the
-signature, is refused (403), and so is a link past its expiry (the API builds the URL,
-api/paths.py). The key is SLUICE_SIGNING_KEY; without it, a
-random key is created once in the export directory (`.signing-key`, mode 0600), which every worker
-sharing that directory reads, so a URL signed by one worker is accepted by all of them.
+signature covers the job's tenant, the job id, the file name and `expires`, so changing any of
+them, or the signature, is refused (403), and so is a link past its expiry. The API signs the
+URL when a key of the job's tenant reads the job's status (api/views.py, api/paths.py). The key
+is SLUICE_SIGNING_KEY; without it, a random key is created once in the export directory
+(`.signing-key`, mode 0600), which every worker sharing that directory reads, so a URL signed
+by one worker is accepted by all of them.
 """
 
 from __future__ import annotations
@@ -53,13 +55,19 @@ def _key_from_file(directory: Path) -> bytes:
     return key
 
 
-def signature(key: bytes, job_id: str, name: str, expires: int) -> str:
-    message = f"{job_id}/{name}\n{expires}".encode()
+def signature(key: bytes, tenant: str, job_id: str, name: str, expires: int) -> str:
+    message = f"{tenant}\n{job_id}/{name}\n{expires}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def check(
-    key: bytes, job_id: str, name: str, expires: str | None, signed: str | None, now: float
+    key: bytes,
+    tenant: str,
+    job_id: str,
+    name: str,
+    expires: str | None,
+    signed: str | None,
+    now: float,
 ) -> None:
     """Accept a URL's parts, or raise a RequestError (403) saying why not."""
     if not expires or not signed:
@@ -68,7 +76,7 @@ def check(
         )
     if not expires.isascii() or not expires.isdigit() or len(expires) > 12:
         raise RequestError("the link's expiry is not valid", status=403)
-    expected = signature(key, job_id, name, int(expires))
+    expected = signature(key, tenant, job_id, name, int(expires))
     if not hmac.compare_digest(expected.encode(), signed.lower().encode()):
         raise RequestError("the link's signature is not valid", status=403)
     if int(expires) <= now:

@@ -28,7 +28,6 @@ from streams.exceptions import TransientError
 from streams.exports import export_storage
 from streams.exports.assemble import finish_export
 from streams.exports.formats import COLUMNS, FORMATS, PartWriter
-from streams.exports.signing import signing_key
 from streams.exports.storage import part_name
 from streams.jobtypes.base import JobType
 from streams.jobtypes.user_filter import FilterOption, conditions
@@ -117,7 +116,6 @@ class UserExport(JobType):
         return finish_export(
             engine,
             export_storage(settings),
-            signing_key(settings),
             job_id,
             options.get("format", "csv"),
             settings.export_url_seconds,

@@ -57,6 +57,7 @@ class Outbox:
             first_failure_ms=entry.first_failure_ms,
             job_id=info.job_id if info else None,
             chunk_index=info.chunk_index if info else None,
+            tenant=info.tenant if info else None,
         )
         if info is None:
             return

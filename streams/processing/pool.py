@@ -13,11 +13,13 @@ import asyncio
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 from streams.config import Settings
 from streams.processing.policy import Failure
 from streams.processing.writer import Applied, ApplyFailed, Blocked, apply_raw, start_writer
 from streams.sink.sessions import SessionLimits
+from streams.wire.origin import TenantCheck
 
 
 def writer_processes(settings: Settings, dialect: str) -> int:
@@ -33,9 +35,12 @@ class WriterPool:
         limits: SessionLimits,
         chunk_timeout: float,
         app_id: str,
+        origin_key: bytes = b"",
+        upstream_tenants: frozenset[str] = frozenset(),
     ):
         self.processes = processes
         self._initargs = (database_url, limits, chunk_timeout, app_id)
+        self._origin_key, self._upstream = origin_key, upstream_tenants
         self._executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -46,15 +51,23 @@ class WriterPool:
             initargs=self._initargs,
         )
 
-    async def apply(self, value: bytes, blocked: frozenset[str]) -> Applied | Blocked:
-        """Apply a chunk's bytes in a writer process (see streams/processing/writer.py);
-        raises ApplyFailed. A writer process that died (killed, or stopped by its chunk
+    async def apply(
+        self, value: bytes, blocked: frozenset[str], headers: Any = None
+    ) -> Applied | Blocked:
+        """Apply a chunk's bytes in a writer process (see streams/processing/writer.py), if
+        its tenant is one its `headers` let it act for (streams/wire/origin.py); raises
+        ApplyFailed. A writer process that died (killed, or stopped by its chunk
         timeout) takes the pool with it: it is started anew, and the chunks it was applying
         fail with a failure to retry."""
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
-                self._executor, apply_raw, value, None, blocked or None
+                self._executor,
+                apply_raw,
+                value,
+                None,
+                blocked or None,
+                TenantCheck.of(self._origin_key, headers, self._upstream),
             )
         except BrokenProcessPool as exc:
             broken, self._executor = self._executor, self._start()

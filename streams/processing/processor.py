@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 class Writers(Protocol):
     """Applies a chunk's bytes unless it shares a key with `blocked` (WriterPool)."""
 
-    async def apply(self, value: bytes, blocked: frozenset[str]) -> Applied | Blocked: ...
+    async def apply(
+        self, value: bytes, blocked: frozenset[str], headers: Any = None
+    ) -> Applied | Blocked: ...
 
 
 class Sender(Protocol):
@@ -151,7 +153,7 @@ class ChunkProcessor:
         its next attempt (`entry.due`) or behind a parked chunk sharing its keys."""
         started = time.perf_counter()
         try:
-            outcome = await self.writers.apply(entry.message.value, blocked)
+            outcome = await self.writers.apply(entry.message.value, blocked, entry.message.headers)
         except ApplyFailed as exc:
             return await self._failed(entry, exc)
         if isinstance(outcome, Blocked):

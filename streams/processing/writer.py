@@ -29,6 +29,7 @@ from streams.sink.sessions import (
     session_name,
 )
 from streams.wire.chunks import decode_chunk
+from streams.wire.origin import TenantCheck
 
 
 @dataclass(frozen=True)
@@ -127,14 +128,20 @@ def chunk_keys(chunk: Chunk) -> frozenset[str]:
 
 
 def apply_raw(
-    data: bytes, engine: Engine | None = None, blocked: frozenset[str] | None = None
+    data: bytes,
+    engine: Engine | None = None,
+    blocked: frozenset[str] | None = None,
+    tenants: TenantCheck | None = None,
 ) -> Applied | Blocked:
     """Decode and apply one chunk (in a writer process, or in-process with `engine`); a chunk
-    sharing a key with `blocked` is not applied."""
+    sharing a key with `blocked` is not applied, nor one naming a tenant `tenants` refuses
+    (it is counted in no job: whoever made it may not speak for that job)."""
     engine = engine or _engine
     assert engine is not None, "writer process not initialised"
     try:
         chunk = decode_chunk(data)
+        if tenants is not None:
+            tenants.check(chunk)
     except PoisonMessage as exc:
         raise ApplyFailed(None, classify(exc)) from None
     info = ChunkInfo.of(chunk)

@@ -149,15 +149,18 @@ class JobPage:
 
 def list_jobs(
     engine: Engine,
-    tenant: str,
+    tenant: str | None,
     *,
     status: str | None,
     job_type: str | None,
     limit: int,
     after: tuple[datetime, str] | None,
 ) -> JobPage:
-    """A tenant's jobs, newest first, by keyset on (created_at, id) after `after`."""
-    query = select(jobs).where(jobs.c.tenant == tenant)
+    """A tenant's jobs (None: every tenant's), newest first, by keyset on (created_at, id)
+    after `after`."""
+    query = select(jobs)
+    if tenant is not None:
+        query = query.where(jobs.c.tenant == tenant)
     if status is not None:
         query = query.where(func.coalesce(jobs.c.status, "queued") == status)
     if job_type is not None:

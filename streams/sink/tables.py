@@ -117,6 +117,19 @@ dead_letter_replays = Table(
     Column("replayed_at", DateTime(timezone=True), nullable=False),
 )
 
+# API keys (streams/access.py): only a key's SHA-256 is kept; its prefix names it to people.
+api_keys = Table(
+    "sluice_api_keys",
+    metadata,
+    Column("key_hash", String(64), primary_key=True, doc="SHA-256 of the key, hex"),
+    Column("prefix", String(32), nullable=False, unique=True),
+    Column("tenant", String(64), nullable=False),
+    Column("scopes", String(64), nullable=False, doc="comma-separated: submit,read,dlq,admin"),
+    Column("name", String(200), doc="what the key is for, said by whoever created it"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
 
 def _add_missing_columns(engine: Engine) -> None:
     """The one kind of migration Sluice needs so far: new nullable columns, new indexes."""

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 
 from streams.agents import chunks, finish, housekeeping, progress
 from streams.config import Settings
+from streams.exports.signing import signing_key
 from streams.kafka.admission import InOrderAdmission
 from streams.memory import tune_gc
 from streams.processing.outbox import Outbox
@@ -28,18 +29,20 @@ class Api:
 
     mount: Callable[[Runtime], object]
     welcome: Callable[[Settings], str]
-    #: options of the aiohttp Application Faust serves (its request handling)
-    web_options: Mapping[str, Any] = field(default_factory=dict)
+    #: options of the aiohttp Application Faust serves (its request handling), by settings
+    web_options: Callable[[Settings], Mapping[str, Any]] = lambda _settings: {}
 
 
 def build_worker(settings: Settings, *, api: Api | None, until_idle: bool = False) -> Runtime:
-    runtime = create_runtime(settings, web_options=api.web_options if api else None)
+    runtime = create_runtime(settings, web_options=api.web_options(settings) if api else None)
     pool = WriterPool(
         settings.database_url.get_secret_value(),
         writer_processes(settings, runtime.engine.dialect.name),
         SessionLimits.of(settings),
         settings.chunk_timeout,
         settings.app_id,
+        signing_key(settings),
+        settings.upstream_tenant_names,
     )
     processor = ChunkProcessor(
         pool,

@@ -14,6 +14,7 @@ from streams.config import load_settings
 from streams.devbroker import start_dev_broker
 from streams.exceptions import ConfigError
 from streams.worker.build import Api, build_worker, run_worker
+from streams.worker.dev_key import with_dev_key
 
 
 def add_commands(commands: Any, api: Api) -> None:
@@ -75,9 +76,10 @@ def cmd_run(args: argparse.Namespace, *, api: Api) -> int:
         for stale in settings.data_dir.glob("*-*/"):
             shutil.rmtree(stale, ignore_errors=True)
     where = "embedded dev broker" if broker else "KAFKA_BOOTSTRAP_SERVERS"
+    settings, key_told = with_dev_key(settings)
     print(
         f"Sluice: Kafka {settings.bootstrap_servers} ({where}), "
-        f"database {settings.database_url_masked}\n{api.welcome(settings)}",
+        f"database {settings.database_url_masked}\n{key_told}\n{api.welcome(settings)}",
         flush=True,
     )
     try:

@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from api.paths import download_url
+from streams.access import DEFAULT_TENANT
 from streams.exports.signing import signature
 from tests.support.schemas import app_id, fresh_schema
 from tests.support.workers import REPO, Stack, Worker, http
@@ -91,7 +92,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def signed_url(job_id: str, name: str, expires: int) -> str:
-    return download_url(job_id, name, expires, signature(KEY.encode(), job_id, name, expires))
+    signed = signature(KEY.encode(), DEFAULT_TENANT, job_id, name, expires)
+    return download_url(job_id, name, expires, signed)
 
 
 def seed(db: Engine, n: int) -> None:
@@ -290,8 +292,10 @@ def test_signed_urls_refuse_expiry_and_tampering(seeded: tuple[Stack, Worker, En
     refused(f"{path}?expires={expires}&signature={flipped}", "signature")
     refused(f"{path}?expires={expires + 3600}&signature={signature}", "signature")
     refused(f"{path.replace('ndjson', 'csv')}?expires={expires}&signature={signature}", "signature")
+    # a job that does not exist has no files, whatever the link says
     other_job = path.replace(job_id, str(uuid.uuid4()))
-    refused(f"{other_job}?expires={expires}&signature={signature}", "signature")
+    status, answer = download(worker, f"{other_job}?expires={expires}&signature={signature}")
+    assert status == 404, answer
     refused(path, "not signed")
     refused(f"{path}?expires={expires}", "not signed")
     # signed with the right key, but expired a second ago

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import time
 import uuid
 import zlib
@@ -16,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from tests.support.schemas import app_id, fresh_schema
-from tests.support.workers import Stack, Worker, http
+from tests.support.workers import TEST_API_KEY, Stack, Worker, http
 
 LIMITS = {
     "SLUICE_MAX_UPLOAD_BYTES": "2000000",
@@ -24,6 +25,7 @@ LIMITS = {
     "SLUICE_MAX_FORM_PARTS": "8",
     "SLUICE_MAX_FIELD_BYTES": "1024",
     "SLUICE_BODY_TIMEOUT": "5",
+    "SLUICE_HEADER_TIMEOUT": "3",
 }
 LEAKS = ("Traceback", "postgresql://", "/work/", "site-packages", "SELECT ", "psycopg2")
 
@@ -237,3 +239,34 @@ def test_too_many_columns_are_refused(
     assert status == 202
     view = finished(stack, worker, accepted)
     assert view["progress"]["successful"] == 1 and len(view["summary"]["unknownColumns"]) == 18
+
+
+def _answer_to_a_slow_client(worker: Worker, sent: bytes, wait: float) -> tuple[bytes, float]:
+    """Send `sent`, then nothing; what the server answers (b"": it closed) and when."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", worker.port), timeout=wait) as connection:
+        connection.sendall(sent)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer, time.monotonic() - started
+
+
+def test_slow_clients_meet_header_and_body_timeouts(served: tuple[Stack, Worker, Engine]) -> None:
+    _, worker, _ = served
+    # headers that never end (one at a time, as a slowloris would): closed, without an answer
+    answer, took = _answer_to_a_slow_client(
+        worker, b"GET /api/health HTTP/1.1\r\nHost: sluice\r\nX-Slow: 1\r\n", wait=20
+    )
+    assert answer == b"" and 2.5 <= took <= 10, (answer, took)
+    # a body that stops coming: a 408 in JSON
+    head = (
+        b"POST /api/batch/jobs?type=user-import HTTP/1.1\r\nHost: sluice\r\n"
+        b"Authorization: Bearer " + TEST_API_KEY.encode() + b"\r\n"
+        b"Content-Type: text/csv\r\nContent-Length: 100000\r\n\r\nemail,name\r\n"
+    )
+    answer, took = _answer_to_a_slow_client(worker, head, wait=30)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"request_timeout"' in answer and 4.5 <= took <= 20, (answer[-300:], took)
+    # the worker answers everyone else meanwhile and after
+    assert http("GET", f"{worker.url}/api/health")[0] == 200

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, create_engine, text
 from tests.e2e.helpers import assert_job_matches, assert_table_matches, seed_existing
 from tests.support.schemas import app_id, fresh_schema
 from tests.support.users_data import Upload, expected, generate, stored_tuple
-from tests.support.workers import REPO, Stack, Worker, http
+from tests.support.workers import REPO, TEST_API_KEY, Stack, Worker, bearer, http
 
 TOTAL = 20_000
 COLUMNS = ["email", "name", "country", "age", "signup_ts"]
@@ -210,7 +210,8 @@ def test_result_pages_cover_every_row_once(mixed: MixedJob) -> None:
 
 
 def _get(url: str) -> tuple[int, dict[str, str], bytes]:
-    with urllib.request.urlopen(url, timeout=60) as answer:
+    request = urllib.request.Request(url, headers=bearer(TEST_API_KEY))
+    with urllib.request.urlopen(request, timeout=60) as answer:
         return answer.status, dict(answer.headers), answer.read()
 
 
@@ -362,8 +363,8 @@ def test_errors_grouped(mixed: MixedJob) -> None:
     print(f"\nerror groups: {summary}")
 
 
-def _listing(worker: Worker, query: str = "", **headers: str) -> tuple[int, Any]:
-    return http("GET", f"{worker.url}/api/batch/jobs?{query}", headers=headers or None)
+def _listing(worker: Worker, query: str = "", key: str = TEST_API_KEY) -> tuple[int, Any]:
+    return http("GET", f"{worker.url}/api/batch/jobs?{query}", key=key)
 
 
 def _walk_jobs(worker: Worker, query: str) -> tuple[list[dict[str, Any]], int]:
@@ -427,25 +428,32 @@ def test_job_listing(stack: Stack) -> None:
     status, answer = _listing(worker, "type=user-import&status=completed&limit=1000")
     assert [i["jobId"] for i in answer["items"]] == newest_first
     assert answer["nextCursor"] is None
-    status, answer = _listing(worker, "", **{"X-Sluice-Tenant": "someone-else"})
+    # the test key is an admin's: it names a tenant to list; a tenant's key lists its own
+    someone = stack.api_key(worker, "someone-else", "read")
+    status, answer = _listing(worker, "", key=someone)
     assert (status, answer["items"], answer["nextCursor"]) == (200, [], None)
-    status, answer = _listing(worker, "", **{"X-Sluice-Tenant": "default"})
+    status, answer = _listing(worker, "tenant=default")
     assert [i["jobId"] for i in answer["items"]] == newest_first
 
     # a job submitted for another tenant is listed for that tenant only
+    acme = stack.api_key(worker, "acme", "submit", "read")
     code, theirs = http(
         "POST",
         f"{worker.url}/api/batch/jobs?type=user-import",
         b"email,name\r\nacme@example.com,A\r\n",
-        {"Content-Type": "text/csv", "X-Sluice-Tenant": "acme"},
+        {"Content-Type": "text/csv"},
+        key=acme,
     )
     assert code == 202, theirs
-    status, answer = _listing(worker, "", **{"X-Sluice-Tenant": "acme"})
-    assert [i["jobId"] for i in answer["items"]] == [theirs["jobId"]]
-    status, answer = _listing(worker, "")
+    for key, query in ((acme, ""), (acme, "tenant=acme"), (TEST_API_KEY, "tenant=acme")):
+        status, answer = _listing(worker, query, key=key)
+        assert [i["jobId"] for i in answer["items"]] == [theirs["jobId"]], (query, answer)
+    status, answer = _listing(worker, "tenant=default")
     assert [i["jobId"] for i in answer["items"]] == newest_first
-    status, answer = _listing(worker, "", **{"X-Sluice-Tenant": "no spaces"})
-    assert status == 400 and answer["error"]["field"] == "X-Sluice-Tenant", answer
+    status, answer = _listing(worker, "tenant=default", key=acme)
+    assert status == 403 and answer["error"]["code"] == "forbidden", answer
+    status, answer = _listing(worker, "tenant=no%20spaces")
+    assert status == 400 and answer["error"]["field"] == "tenant", answer
 
     for query, field in (
         ("type=nope", "type"),

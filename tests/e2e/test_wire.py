@@ -17,6 +17,7 @@ from streams.jobtypes.user_import import UserImport
 from streams.models import Chunk
 from streams.wire.chunks import encode_chunk
 from streams.wire.codec import CHUNK, codec
+from streams.wire.origin import ORIGIN_HEADER, origin_mark
 from tests.support.kafka_io import emails_on_one_partition, eventually, produce, read_topic
 from tests.support.workers import Stack
 
@@ -131,3 +132,44 @@ def test_a_poison_message_is_dead_lettered_and_does_not_block_its_partition(
     assert headers["sluice-source-offset"] == str(poison_offset).encode()
     assert b"magic" in headers["sluice-error-message"]
     assert "sluice-job-id" not in headers  # nothing could be decoded
+
+
+def test_an_upstream_chunk_acts_only_for_the_tenants_its_topic_allows(
+    stack: Stack, db: Engine
+) -> None:
+    """SLUICE_UPSTREAM_TENANTS binds the tenants of chunks produced straight onto the topic; a
+    chunk naming another is dead-lettered whole, touches no job, and does not block the ones
+    after it. A forged origin mark (not signed with the workers' key) vouches for nothing."""
+    stack.worker(SLUICE_UPSTREAM_TENANTS="default,acme").wait_ready()
+    chunk_topic = f"{stack.app_id}.chunks"
+    partition, emails = emails_on_one_partition(3, "upstream-")
+
+    def chunk_of(tenant: str, email: str) -> tuple[str, bytes]:
+        job_id = str(uuid.uuid4())
+        record = {"row": 1, "fields": {"email": email, "name": tenant}, "error": None}
+        chunk = Chunk(job_id, "user-import", tenant, 0, partition, 0, OPTIONS, [record])
+        return job_id, encode_chunk(chunk)
+
+    mallory_job, mallory_chunk = chunk_of("mallory", emails[0])
+    forged_job, forged_chunk = chunk_of("alice", emails[1])
+    acme_job, acme_chunk = chunk_of("acme", emails[2])
+    servers = stack.bootstrap_servers
+    forged = [
+        (ORIGIN_HEADER, origin_mark(b"not the workers' signing key......", "alice", forged_job))
+    ]
+    asyncio.run(produce(servers, chunk_topic, partition, [(b"m", mallory_chunk)]))
+    asyncio.run(produce(servers, chunk_topic, partition, [(b"f", forged_chunk)], forged))
+    asyncio.run(produce(servers, chunk_topic, partition, [(b"a", acme_chunk)]))
+
+    assert eventually(lambda: users_of(db, acme_job), "the allowed tenant's chunk")
+    for key, named in ((b"m", "mallory"), (b"f", "alice")):
+        dead = asyncio.run(
+            read_topic(servers, f"{chunk_topic}.dlq", lambda r, k=key: r.key == k, timeout=30)
+        )
+        headers = dict(dead.headers)
+        assert headers["sluice-error-class"] == b"TenantNotAllowed"
+        assert named.encode() in headers["sluice-error-message"]
+        # counted in no job: its producer may not speak for one
+        assert "sluice-job-id" not in headers and "sluice-tenant" not in headers
+    assert users_of(db, mallory_job) == {} and users_of(db, forged_job) == {}
+    assert ledger_row(db, mallory_job) is None and ledger_row(db, forged_job) is None

@@ -113,12 +113,12 @@ def test_finishing_assembles_once_and_removes_the_parts(engine: Engine) -> None:
         apply_once(engine, chunk(job_id, index, ids, options))
     storage = export_storage()
 
-    result = finish_export(engine, storage, KEY, job_id, "json", 3600, now=1_000)
+    result = finish_export(engine, storage, job_id, "json", 3600, now=1_000)
     assert result["recordCount"] == 30
     assert result["expiresAt"] == "1970-01-01T01:16:40Z"
     assert not any(storage.exists(job_id, part_name(i)) for i in range(3))
     # made again (a crash before its event was published): the same result, nothing copied
-    assert finish_export(engine, storage, KEY, job_id, "json", 3600, now=2_000) == result
+    assert finish_export(engine, storage, job_id, "json", 3600, now=2_000) == result
     with storage.open(job_id, "users.json.gz") as file:
         data = file.read()
     assert len(data) == result["bytes"]

@@ -27,15 +27,21 @@ def emails_on_one_partition(count: int, prefix: str) -> tuple[int, list[str]]:
 
 
 async def produce(
-    servers: str, topic: str, partition: int, messages: list[tuple[bytes, bytes]]
+    servers: str,
+    topic: str,
+    partition: int,
+    messages: list[tuple[bytes, bytes]],
+    headers: list[tuple[str, bytes]] | None = None,
 ) -> list[int]:
-    """Send (key, value) pairs to one partition, in order; their offsets."""
+    """Send (key, value) pairs to one partition, in order, each with `headers`; their offsets."""
     producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all")
     await producer.start()
     try:
         offsets = []
         for key, value in messages:
-            sent = await producer.send_and_wait(topic, value, key=key, partition=partition)
+            sent = await producer.send_and_wait(
+                topic, value, key=key, partition=partition, headers=headers
+            )
             offsets.append(sent.offset)
         return offsets
     finally:

@@ -17,6 +17,13 @@ from typing import Any
 from streams.devbroker import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+# Every test stack's workers make sure this admin key of the default tenant exists
+# (SLUICE_DEV_API_KEY), and http() sends it unless told otherwise.
+TEST_API_KEY = "sluice_test-key-of-the-default-tenant-0000000000"
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def http(
@@ -25,8 +32,11 @@ def http(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
     timeout: float = 120,
+    key: str | None = TEST_API_KEY,
 ) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    """One request; `key` goes in `Authorization` (None: no key) unless `headers` has one."""
+    sent = {**(bearer(key) if key else {}), **(headers or {})}
+    request = urllib.request.Request(url, data=body, method=method, headers=sent)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             raw = answer.read()
@@ -130,6 +140,8 @@ class Stack:
             SLUICE_DATA_DIR=str(self.workdir / "data"),
             SLUICE_PARTITIONS="4",
             SLUICE_IDLE_SECONDS="3",
+            SLUICE_DEV_API_KEY=TEST_API_KEY,
+            SLUICE_API_KEY=TEST_API_KEY,  # for the sluice command
             PYTHONUNBUFFERED="1",
         )
         env.update(extra)
@@ -151,6 +163,18 @@ class Stack:
             worker.stop()
 
     # -- the API, as a client would use it ---------------------------------------------------
+
+    def api_key(self, worker: Worker, tenant: str, *scopes: str) -> str:
+        """A new key of `tenant` (default scopes: submit, read), made through the API."""
+        body = {"tenant": tenant, **({"scopes": list(scopes)} if scopes else {})}
+        status, answer = http(
+            "POST",
+            f"{worker.url}/api/keys",
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json"},
+        )
+        assert status == 201, (status, answer)
+        return str(answer["key"])
 
     def submit_csv(self, worker: Worker, body: bytes, **options: Any) -> dict[str, Any]:
         return self.submit(worker, body, "text/csv", **options)

@@ -205,19 +205,25 @@ def test_expired_exports_and_abandoned_parts_are_removed(tmp_path: Path) -> None
     assert remove_expired(storage, now, abandoned_after=3600) == []  # idempotent
 
 
+TENANT = "alice"
+
 # -- signed URLs -------------------------------------------------------------------------------
 
 
 def test_a_signed_url_is_accepted_until_it_expires() -> None:
     expires = int(time.time()) + 60
-    signed = signing.signature(KEY, JOB, "users.csv.gz", expires)
+    signed = signing.signature(KEY, TENANT, JOB, "users.csv.gz", expires)
     url = download_url(JOB, "users.csv.gz", expires, signed)
     path, _, query = url.partition("?")
     assert path == f"/api/batch/exports/{JOB}/users.csv.gz"
     params = dict(p.split("=") for p in query.split("&"))
-    signing.check(KEY, JOB, "users.csv.gz", params["expires"], params["signature"], time.time())
+    signing.check(
+        KEY, TENANT, JOB, "users.csv.gz", params["expires"], params["signature"], time.time()
+    )
     with pytest.raises(RequestError, match="expired") as caught:
-        signing.check(KEY, JOB, "users.csv.gz", params["expires"], params["signature"], expires)
+        signing.check(
+            KEY, TENANT, JOB, "users.csv.gz", params["expires"], params["signature"], expires
+        )
     assert caught.value.status == 403
 
 
@@ -232,13 +238,15 @@ def test_a_signed_url_is_accepted_until_it_expires() -> None:
         {"expires": None},
         {"expires": "12ab"},
         {"key": b"another key"},
+        {"tenant": "mallory"},
     ],
 )
 def test_a_tampered_url_is_refused(tamper: dict[str, Any]) -> None:
     expires = int(time.time()) + 600
-    signed = signing.signature(KEY, JOB, "users.csv.gz", expires)
+    signed = signing.signature(KEY, TENANT, JOB, "users.csv.gz", expires)
     parts: dict[str, Any] = {
         "key": KEY,
+        "tenant": TENANT,
         "job_id": JOB,
         "name": "users.csv.gz",
         "expires": str(expires),
@@ -251,7 +259,13 @@ def test_a_tampered_url_is_refused(tamper: dict[str, Any]) -> None:
         parts["signed"] = ("0" if signed[0] != "0" else "1") + signed[1:]
     with pytest.raises(RequestError) as caught:
         signing.check(
-            parts["key"], parts["job_id"], parts["name"], parts["expires"], parts["signed"], 0
+            parts["key"],
+            parts["tenant"],
+            parts["job_id"],
+            parts["name"],
+            parts["expires"],
+            parts["signed"],
+            0,
         )
     assert caught.value.status == 403
 

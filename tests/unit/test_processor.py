@@ -59,7 +59,9 @@ class FakeWriters:
     tried: list[tuple[int, frozenset[str]]] = field(default_factory=list)
     fails_left: dict[int, int] = field(default_factory=dict)
 
-    async def apply(self, value: bytes, blocked: frozenset[str]) -> Applied | Blocked:
+    async def apply(
+        self, value: bytes, blocked: frozenset[str], headers: Any = None
+    ) -> Applied | Blocked:
         spec = json.loads(value)
         if spec.get("poison"):
             raise ApplyFailed(None, POISON)
