@@ -33,7 +33,6 @@ from streams.wire.origin import ORIGIN_HEADER, origin_mark
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TENANT = "default"
 MAX_CHUNKS_IN_FLIGHT = 32
 MAX_UNKNOWN_COLUMNS = 50
 GENERATED_BATCH = 5000  # records a generating job type hands over at a time
@@ -73,7 +72,7 @@ class JobSubmission:
         runtime: Runtime,
         job_type: JobType,
         options: Mapping[str, Any],
-        tenant: str = DEFAULT_TENANT,
+        tenant: str,
     ):
         self.runtime = runtime
         self.job_type = job_type
@@ -219,14 +218,14 @@ class JobSubmission:
 
 
 async def submit_generated(
-    runtime: Runtime, job_type: JobType, options: Mapping[str, Any], tenant: str = DEFAULT_TENANT
+    runtime: Runtime, job_type: JobType, options: Mapping[str, Any], tenant: str
 ) -> Accepted:
     """A job whose type makes its own records (`JobType.source`, e.g. the ids an export reads):
     no upload, the same path as one. The source is read in a thread, a batch at a time."""
     submission = JobSubmission(runtime, job_type, options, tenant)
     await submission.open()
     submission.describe_records(columns=job_type.columns, json_values=False)
-    records = job_type.source(runtime.engine, submission.options)
+    records = job_type.source(runtime.engine, tenant, submission.options)
     try:
         row = 0
         while batch := await asyncio.to_thread(_next_records, records, row, GENERATED_BATCH):

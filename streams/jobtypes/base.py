@@ -53,9 +53,12 @@ class JobType(ABC):
     def apply_chunk(self, connection: Connection, chunk: Chunk) -> ChunkResult:
         """Validate and write one chunk inside the caller's transaction, set-based."""
 
-    def source(self, engine: Engine, options: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    def source(
+        self, engine: Engine, tenant: str, options: Mapping[str, Any]
+    ) -> Iterator[Mapping[str, Any]]:
         """The job's records, streamed, for a type that `generates_records`: the type's
-        `columns`, as text (chunks then encode them as compactly as a CSV upload's)."""
+        `columns`, as text (chunks then encode them as compactly as a CSV upload's), read from
+        `tenant`'s data only."""
         raise NotImplementedError(f"{self.name} takes its records from an upload")
 
     def finish(self, engine: Engine, job_id: str, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """`user-export`: the users a filter picks, as one gzip file (csv, json or ndjson) on a signed URL.
 
-- Submission (`source`): the ids the filter picks, streamed in id order with a server-side
-  cursor, become the job's records (`{"id": ...}`, rows 1..N), so the total is exact. Records have
+- Submission (`source`): the ids the filter picks among the tenant's users, streamed in id order
+  with a server-side cursor, become the job's records (`{"id": ...}`, rows 1..N), so the total is
+  exact. Only the tenant's users are read, then and in every chunk. Records have
   no routing key and go to the partitions a chunk at a time (`consecutive_chunks`): a chunk is a
   run of consecutive ids, and chunks spread over every partition and worker. Chunks hold at most
   1000 records, so progress moves at least every 1000 rows.
@@ -61,8 +62,14 @@ class UserExport(JobType):
     def routing_key(self, fields: Mapping[str, Any]) -> str | None:
         return None  # reads only: no two records need to be applied in order
 
-    def source(self, engine: Engine, options: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-        statement = select(users.c.id).where(*conditions(options["filter"])).order_by(users.c.id)
+    def source(
+        self, engine: Engine, tenant: str, options: Mapping[str, Any]
+    ) -> Iterator[Mapping[str, Any]]:
+        statement = (
+            select(users.c.id)
+            .where(users.c.tenant == tenant, *conditions(options["filter"]))
+            .order_by(users.c.id)
+        )
         with engine.connect() as connection:
             ids = connection.execute(
                 statement, execution_options={"stream_results": True, "yield_per": SOURCE_BATCH}
@@ -87,7 +94,11 @@ class UserExport(JobType):
         options = chunk.options
         statement = (
             select(*_EXPORTED)
-            .where(_ids_condition(rows_of), *conditions(options.get("filter") or {}))
+            .where(
+                _ids_condition(rows_of),
+                users.c.tenant == chunk.tenant,  # ids of another tenant's users: skipped
+                *conditions(options.get("filter") or {}),
+            )
             .order_by(users.c.id)
         )
         written: set[int] = set()

@@ -1,4 +1,5 @@
-"""`user-import`: validate user records and upsert them into `users` by lowercased email.
+"""`user-import`: validate user records and upsert them into the tenant's `users` by lowercased
+email (a user's identity is (tenant, email): another tenant's users are never read or touched).
 
 Duplicate handling (same identity earlier in the job, or already in the table):
 - skipDuplicates: the first is kept, later ones are `skipped`;
@@ -61,17 +62,17 @@ class UserImport(JobType):
                 result.fail(failure, record["fields"])
 
         if chunk.options.get("updateDuplicates"):
-            self._apply_updating(connection, chunk.job_id, valid, result)
+            self._apply_updating(connection, chunk, valid, result)
         else:
             skip = bool(chunk.options.get("skipDuplicates"))
-            self._apply_first_wins(connection, chunk.job_id, valid, originals, result, skip=skip)
+            self._apply_first_wins(connection, chunk, valid, originals, result, skip=skip)
         result.check()
         return result
 
     @staticmethod
     def _apply_first_wins(
         connection: Connection,
-        job_id: str,
+        chunk: Chunk,
         valid: list[tuple[int, User]],
         originals: Mapping[int, Mapping[str, Any]],
         result: ChunkResult,
@@ -81,9 +82,11 @@ class UserImport(JobType):
         first: dict[str, User] = {}
         for _, user in valid:
             first.setdefault(user.email, user)
-        created = users_sink.insert_new(connection, list(first.values()), job_id)
-        # the rows that were there before, for their ids (usually none)
-        known = users_sink.ids_of(connection, [e for e in first if e not in created])
+        created = users_sink.insert_new(
+            connection, chunk.tenant, list(first.values()), chunk.job_id
+        )
+        # the tenant's rows that were there before, for their ids (usually none)
+        known = users_sink.ids_of(connection, chunk.tenant, [e for e in first if e not in created])
         for row, user in valid:
             if user.email in created and first[user.email] is user:
                 result.succeed(row, True, created[user.email])
@@ -94,12 +97,14 @@ class UserImport(JobType):
 
     @staticmethod
     def _apply_updating(
-        connection: Connection, job_id: str, valid: list[tuple[int, User]], result: ChunkResult
+        connection: Connection, chunk: Chunk, valid: list[tuple[int, User]], result: ChunkResult
     ) -> None:
         last: dict[str, User] = {}
         for _, user in valid:
             last[user.email] = user  # submission order: the last one wins
-        ids, inserted = users_sink.upsert(connection, list(last.values()), job_id)
+        ids, inserted = users_sink.upsert(
+            connection, chunk.tenant, list(last.values()), chunk.job_id
+        )
         seen: set[str] = set()
         for row, user in valid:
             result.succeed(row, user.email in inserted and user.email not in seen, ids[user.email])

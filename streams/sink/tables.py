@@ -14,12 +14,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
     inspect,
     text,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from streams.access import DEFAULT_TENANT
 from streams.retry import retrying_sync
 
 metadata = MetaData()
@@ -27,11 +29,15 @@ metadata = MetaData()
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
 
+# Imported data belongs to a tenant: a user's identity is (tenant, email), so one tenant can
+# neither read, overwrite nor probe another's rows. Rows written before tenants existed, or by
+# hand without one, belong to the default tenant.
 users = Table(
     "users",
     metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
-    Column("email", String(254), nullable=False, unique=True),
+    Column("tenant", String(64), nullable=False, server_default=DEFAULT_TENANT),
+    Column("email", String(254), nullable=False),
     Column("name", String(200), nullable=False),
     Column("country", String(2)),
     Column("age", SmallInteger),
@@ -39,6 +45,7 @@ users = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("batch_job_id", String(36)),
+    UniqueConstraint("tenant", "email", name="users_tenant_email_key"),
 )
 
 jobs = Table(
@@ -147,6 +154,40 @@ def _add_missing_columns(engine: Engine) -> None:
                 index.create(connection, checkfirst=True)
 
 
+def _scope_users_by_tenant(engine: Engine) -> None:
+    """A `users` table made before tenants (unique email) becomes one keyed by (tenant, email),
+    its rows the default tenant's. PostgreSQL changes it in place; SQLite cannot drop a column's
+    UNIQUE, so the table is rebuilt (a development database: small)."""
+    inspector = inspect(engine)
+    if not inspector.has_table("users"):
+        return
+    present = {c["name"] for c in inspector.get_columns("users")}
+    if "tenant" in present:
+        return
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(
+                text(
+                    "ALTER TABLE users ADD COLUMN tenant varchar(64) NOT NULL "
+                    f"DEFAULT '{DEFAULT_TENANT}'"
+                )
+            )
+            connection.execute(text("ALTER TABLE users DROP CONSTRAINT IF EXISTS users_email_key"))
+            connection.execute(
+                text(
+                    "ALTER TABLE users ADD CONSTRAINT users_tenant_email_key UNIQUE (tenant, email)"
+                )
+            )
+            return
+        connection.execute(text("ALTER TABLE users RENAME TO users_before_tenants"))
+        users.create(connection)
+        kept = ", ".join(c.name for c in users.columns if c.name in present)
+        connection.execute(
+            text(f"INSERT INTO users ({kept}) SELECT {kept} FROM users_before_tenants")
+        )
+        connection.execute(text("DROP TABLE users_before_tenants"))
+
+
 def create_tables(engine: Engine) -> None:
     """Create Sluice's tables or add their new columns (idempotent, safe to race)."""
     # two workers starting together: the other one created a table between our check and our
@@ -155,4 +196,5 @@ def create_tables(engine: Engine) -> None:
     for attempt in retrying_sync(3, "creating Sluice's tables", on=racing):
         with attempt:
             metadata.create_all(engine, checkfirst=True)
+            _scope_users_by_tenant(engine)
             _add_missing_columns(engine)

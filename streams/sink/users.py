@@ -5,6 +5,7 @@ PostgreSQL: the chunk is COPYed into a session-local staging table and moved wit
 ~15× cheaper, shared/BASELINES.md). Rows go in email order so two writers never deadlock.
 Other databases (SQLite): one multi-row statement through SQLAlchemy.
 
+A user's identity is (tenant, email): every function reads and writes one tenant's rows only.
 Callers pass each identity at most once per call: `ON CONFLICT DO UPDATE` cannot touch a row
 twice in one statement.
 """
@@ -66,53 +67,56 @@ def _stage(connection: Connection, rows: Sequence[UserRow]) -> None:
 
 
 def _insert_staged(
-    connection: Connection, rows: Sequence[UserRow], job_id: str, on_conflict: str
+    connection: Connection, tenant: str, rows: Sequence[UserRow], job_id: str, on_conflict: str
 ) -> Any:
-    """Stage the rows, then move them with one `INSERT … SELECT … ON CONFLICT (email) …`."""
+    """Stage the rows, then move them with one `INSERT … SELECT … ON CONFLICT (tenant, email)`."""
     _stage(connection, rows)
     return connection.execute(
         text(
-            f"INSERT INTO users ({_COLUMNS}, batch_job_id) "
-            f"SELECT {_COLUMNS}, :job FROM {_STAGE} ORDER BY email "
-            f"ON CONFLICT (email) {on_conflict}"
+            f"INSERT INTO users (tenant, {_COLUMNS}, batch_job_id) "
+            f"SELECT :tenant, {_COLUMNS}, :job FROM {_STAGE} ORDER BY email "
+            f"ON CONFLICT (tenant, email) {on_conflict}"
         ),
-        {"job": job_id},
+        {"tenant": tenant, "job": job_id},
     )
 
 
-def insert_new(connection: Connection, rows: Sequence[UserRow], job_id: str) -> dict[str, int]:
-    """Insert rows whose email is not in the table yet; returns the ids of those inserted."""
+def insert_new(
+    connection: Connection, tenant: str, rows: Sequence[UserRow], job_id: str
+) -> dict[str, int]:
+    """Insert rows whose email the tenant has no user with yet; returns the ids of those
+    inserted."""
     if not rows:
         return {}
     if connection.dialect.name == "postgresql":
-        result = _insert_staged(connection, rows, job_id, "DO NOTHING RETURNING email, id")
+        result = _insert_staged(connection, tenant, rows, job_id, "DO NOTHING RETURNING email, id")
         return {email: user_id for email, user_id in result}
-    existing = ids_of(connection, [r.email for r in rows])
-    fresh = [_values(r, job_id) for r in rows if r.email not in existing]
+    existing = ids_of(connection, tenant, [r.email for r in rows])
+    fresh = [_values(tenant, r, job_id) for r in rows if r.email not in existing]
     if fresh:
         connection.execute(sqlite.insert(users).on_conflict_do_nothing(), fresh)
-    return ids_of(connection, [v["email"] for v in fresh])
+    return ids_of(connection, tenant, [v["email"] for v in fresh])
 
 
 def upsert(
-    connection: Connection, rows: Sequence[UserRow], job_id: str
+    connection: Connection, tenant: str, rows: Sequence[UserRow], job_id: str
 ) -> tuple[dict[str, int], set[str]]:
-    """Insert or replace every row; returns every row's id, and the emails that were new (the
-    rest were updated)."""
+    """Insert or replace every row of the tenant; returns every row's id, and the emails that
+    were new (the rest were updated)."""
     if not rows:
         return {}, set()
     if connection.dialect.name == "postgresql":
-        result = _insert_staged(connection, rows, job_id, _REPLACE)
+        result = _insert_staged(connection, tenant, rows, job_id, _REPLACE)
         ids, inserted = {}, set()
         for email, user_id, new in result:
             ids[email] = user_id
             if new:
                 inserted.add(email)
         return ids, inserted
-    existing = ids_of(connection, [r.email for r in rows])
+    existing = ids_of(connection, tenant, [r.email for r in rows])
     statement = sqlite.insert(users)
     statement = statement.on_conflict_do_update(
-        index_elements=[users.c.email],
+        index_elements=[users.c.tenant, users.c.email],
         set_={
             "name": statement.excluded.name,
             "country": statement.excluded.country,
@@ -122,25 +126,28 @@ def upsert(
             "updated_at": statement.excluded.updated_at,
         },
     )
-    connection.execute(statement, [_values(r, job_id) for r in rows])
-    return ids_of(connection, [r.email for r in rows]), {
+    connection.execute(statement, [_values(tenant, r, job_id) for r in rows])
+    return ids_of(connection, tenant, [r.email for r in rows]), {
         r.email for r in rows if r.email not in existing
     }
 
 
-def ids_of(connection: Connection, emails: Sequence[str]) -> dict[str, int]:
-    """The ids of those of `emails` that are in the table."""
+def ids_of(connection: Connection, tenant: str, emails: Sequence[str]) -> dict[str, int]:
+    """The ids of the tenant's users among `emails`."""
     if not emails:
         return {}
     found = connection.execute(
-        select(users.c.email, users.c.id).where(users.c.email.in_(list(emails)))
+        select(users.c.email, users.c.id).where(
+            users.c.tenant == tenant, users.c.email.in_(list(emails))
+        )
     )
     return {email: user_id for email, user_id in found}
 
 
-def _values(row: UserRow, job_id: str) -> dict[str, Any]:
+def _values(tenant: str, row: UserRow, job_id: str) -> dict[str, Any]:
     now = datetime.now().astimezone()
     return {
+        "tenant": tenant,
         "email": row.email,
         "name": row.name,
         "country": row.country,

@@ -50,6 +50,7 @@ from streams.jobtypes.user_rules import User, validate_user
 from streams.sink.tables import create_tables
 from tests.bench.common import REPO, BenchFailure, run_bench
 from tests.support.postgres import session_database
+from tests.support.workers import TEST_API_KEY, bearer
 
 COLUMNS = ("email", "name", "country", "age", "signup_ts")
 
@@ -285,7 +286,7 @@ _UPSERT = (
     "INSERT INTO users (email, name, country, age, signup_ts) "
     "SELECT DISTINCT ON (email) email, name, country, age, signup_ts FROM bench_stage "
     "ORDER BY email, ord DESC "
-    "ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name, country = EXCLUDED.country, "
+    "ON CONFLICT (tenant, email) DO UPDATE SET name = EXCLUDED.name, country = EXCLUDED.country, "
     "age = EXCLUDED.age, signup_ts = EXCLUDED.signup_ts, updated_at = now()"
 )
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -362,7 +363,8 @@ def http_json(
     headers: dict[str, str] | None = None,
     timeout: float = 30,
 ) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    sent = {**bearer(TEST_API_KEY), **(headers or {})}
+    request = urllib.request.Request(url, data=body, method=method, headers=sent)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             status, raw = answer.status, answer.read()
@@ -440,6 +442,7 @@ def start_worker(
         SLUICE_API_PORT=str(port),
         SLUICE_PARTITIONS=str(args.partitions),
         SLUICE_WRITERS=str(args.writers),
+        SLUICE_DEV_API_KEY=TEST_API_KEY,  # an admin key of the default tenant, for http_json
         PYTHONUNBUFFERED="1",
     )
     log_path = work / "worker.log"

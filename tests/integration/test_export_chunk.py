@@ -48,11 +48,13 @@ def engine(schema_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     config.settings.cache_clear()
 
 
-def chunk(job_id: str, index: int, ids: list[Any], options: dict[str, Any]) -> Chunk:
+def chunk(
+    job_id: str, index: int, ids: list[Any], options: dict[str, Any], tenant: str = "default"
+) -> Chunk:
     return Chunk(
         job_id=job_id,
         job_type=EXPORT.name,
-        tenant="t",
+        tenant=tenant,
         chunk_index=index,
         partition=index % 4,
         partition_seq=index // 4,
@@ -74,7 +76,7 @@ def test_source_streams_the_filtered_ids_in_order(engine: Engine) -> None:
     with engine.begin() as connection:
         connection.execute(text("UPDATE users SET age = 70 WHERE id % 3 = 0"))
     options = EXPORT.parse_options({"filter": {"ageMax": 60}})
-    assert list(EXPORT.source(engine, options)) == [
+    assert list(EXPORT.source(engine, "default", options)) == [
         {"id": str(i)} for i in range(1, 31) if i % 3 != 0
     ]
 
@@ -123,3 +125,29 @@ def test_finishing_assembles_once_and_removes_the_parts(engine: Engine) -> None:
         data = file.read()
     assert len(data) == result["bytes"]
     assert [row["id"] for row in json.loads(gzip.decompress(data))] == list(range(1, 31))
+
+
+def test_another_tenants_users_are_neither_listed_nor_written(engine: Engine) -> None:
+    with engine.begin() as connection:  # mallory's users: same emails, same country
+        connection.execute(
+            text(
+                "INSERT INTO users (tenant, email, name, country, age) "
+                "SELECT 'mallory', 'u' || i || '@example.com', 'M ' || i, 'DE', 30 "
+                "FROM generate_series(1, 5) AS i"
+            )
+        )
+        mallory_ids = list(
+            connection.scalars(text("SELECT id FROM users WHERE tenant = 'mallory' ORDER BY id"))
+        )
+    options = EXPORT.parse_options({"format": "ndjson"})
+    assert [r["id"] for r in EXPORT.source(engine, "mallory", options)] == [
+        str(i) for i in mallory_ids
+    ]
+    assert len(list(EXPORT.source(engine, "default", options))) == 30
+
+    # a chunk of mallory's export naming the default tenant's ids writes none of them
+    job_id = str(uuid.uuid4())
+    result, _ = apply_once(engine, chunk(job_id, 0, [1, 2, mallory_ids[0]], options, "mallory"))
+    assert (result.successful, result.skipped) == (1, 2)
+    (line,) = part_lines(job_id, 0)
+    assert json.loads(line)["id"] == mallory_ids[0] and json.loads(line)["name"] == "M 1"
