@@ -13,6 +13,8 @@ import contextlib
 import os
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from streams.access import key_prefix, key_problem, new_key
 from streams.config import Settings
 
@@ -53,4 +55,4 @@ def with_dev_key(settings: Settings) -> tuple[Settings, str]:
             f"The sluice command in this folder uses it; send it as `Authorization: Bearer <key>`."
             f" Its value is kept in {path}."
         )
-    return settings.model_copy(update={"dev_api_key": key}), told
+    return settings.model_copy(update={"dev_api_key": SecretStr(key)}), told
