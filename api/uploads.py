@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from api.auth import principal_of
 from api.bodies import BodyLimits, body_blocks, encoding_of, read_whole
@@ -135,7 +136,8 @@ async def submit_multipart(runtime: Runtime, request: web.Request) -> Accepted:
         )
     try:
         return await _submit_form(runtime, request)
-    except (ValueError, LookupError, aiohttp.ClientPayloadError) as exc:
+    except (ValueError, LookupError, aiohttp.ClientPayloadError, HttpProcessingError) as exc:
+        # HttpProcessingError: a part's headers aiohttp cannot parse (bytes a header may not hold)
         raise RequestError(f"the multipart form cannot be read: {type(exc).__name__}") from None
 
 
