@@ -122,6 +122,8 @@ def test_every_option_is_documented() -> None:
     assert documented == options
     (type_parameter,) = (p for p in query if p["name"] == "type")
     assert type_parameter["schema"] == {"$ref": "#/components/schemas/JobType"}
+    inline = post["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert {shape["properties"]["type"]["const"] for shape in inline} == set(JOB_TYPES)
 
 
 def _schemas(node: Any) -> Iterator[dict]:
