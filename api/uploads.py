@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from api.auth import principal_of
 from api.bodies import BodyLimits, body_blocks, encoding_of, read_whole
@@ -38,7 +39,13 @@ from streams.submit import Accepted, JobSubmission, check_columns, submit_genera
 
 def _job_type_and_options(raw: Mapping[str, Any]) -> tuple[JobType, dict[str, Any]]:
     values = dict(raw)
-    job_type = get_job_type(values.pop("type", None))
+    name = values.pop("type", None)
+    if name is not None and not isinstance(name, str):  # JSON may send a list or an object
+        raise RequestError(
+            f"'type' must be a job type's name (one of: {', '.join(sorted(JOB_TYPES))})",
+            field="type",
+        )
+    job_type = get_job_type(name)
     return job_type, job_type.parse_options(values)
 
 
@@ -135,7 +142,8 @@ async def submit_multipart(runtime: Runtime, request: web.Request) -> Accepted:
         )
     try:
         return await _submit_form(runtime, request)
-    except (ValueError, LookupError, aiohttp.ClientPayloadError) as exc:
+    except (ValueError, LookupError, aiohttp.ClientPayloadError, HttpProcessingError) as exc:
+        # HttpProcessingError: a part's headers aiohttp cannot parse (bytes a header may not hold)
         raise RequestError(f"the multipart form cannot be read: {type(exc).__name__}") from None
 
 

@@ -92,6 +92,11 @@ def test_bad_requests_are_refused_without_creating_a_job(stack: Stack, db: Engin
         400,
     )
     assert error["field"] == "chunkSize"
+    for odd_type in (["user-import"], {"name": "user-import"}):  # was a 500 (unhashable)
+        odd = {"type": odd_type, "data": [{"email": "a@example.com", "name": "A"}]}
+        error = refused(post_json(worker, json.dumps(odd).encode()), 400)
+        assert error["field"] == "type"
+        assert "user-import" in error["message"]
 
     # an unknown job
     error = refused(
