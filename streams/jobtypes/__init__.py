@@ -12,18 +12,18 @@ JOB_TYPES: dict[str, JobType] = {
 }
 
 
-def get_job_type(name: str | None) -> JobType:
-    """The job type called `name`; a RequestError naming the known types otherwise."""
+def get_job_type(name: object) -> JobType:
+    """The job type called `name` (any value a request may carry); a RequestError naming the
+    known types otherwise."""
+    known = ", ".join(sorted(JOB_TYPES))
     if not name:
-        raise RequestError(
-            f"'type' is required (one of: {', '.join(sorted(JOB_TYPES))})", field="type"
-        )
+        raise RequestError(f"'type' is required (one of: {known})", field="type")
+    if not isinstance(name, str):  # JSON may send a list or an object
+        raise RequestError(f"'type' must be a job type's name (one of: {known})", field="type")
     try:
         return JOB_TYPES[name]
     except KeyError:
-        raise RequestError(
-            f"unknown job type {name!r} (one of: {', '.join(sorted(JOB_TYPES))})", field="type"
-        ) from None
+        raise RequestError(f"unknown job type {name!r} (one of: {known})", field="type") from None
 
 
 __all__ = ["JOB_TYPES", "JobType", "get_job_type"]
