@@ -21,6 +21,7 @@ from streams.access import key_problem
 from streams.exceptions import ConfigError
 
 DEFAULT_SQLITE_URL = "sqlite:///sluice.db"
+DEV_BROKER_HOST = "127.0.0.1"  # where `sluice run` starts the dev broker, and what it advertises
 MIN_SIGNING_KEY_CHARS = 32
 CHECKOUT_SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
@@ -44,8 +45,10 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
-    # Kafka. Empty bootstrap servers means "start or reuse the embedded dev broker".
+    # Kafka. Empty bootstrap servers: `sluice run` starts the embedded dev broker on
+    # DEV_BROKER_HOST:dev_broker_port, a fixed port so that upstream clients can be pointed at it.
     bootstrap_servers: str = Field("", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    dev_broker_port: int = Field(9092, ge=1, le=65535)
     app_id: str = "sluice"
     partitions: int = Field(8, ge=1, le=1024)
     replication_factor: int = Field(1, ge=1, le=16)
@@ -145,12 +148,20 @@ class Settings(BaseSettings):
         return frozenset(name.strip() for name in self.upstream_tenants.split(",") if name.strip())
 
     @property
+    def dev_broker_servers(self) -> str:
+        """The bootstrap address of the dev broker `sluice run` starts."""
+        return f"{DEV_BROKER_HOST}:{self.dev_broker_port}"
+
+    @property
     def database_url_masked(self) -> str:
         return mask_url(self.database_url.get_secret_value())
 
     def shown(self) -> dict[str, Any]:
         """Every setting as `sluice config` prints it: secrets masked."""
         values = self.model_dump()
+        if not self.bootstrap_servers:
+            dev = f"{self.dev_broker_servers} (the dev broker of sluice run)"
+            values["bootstrap_servers"] = dev
         values["database_url"] = self.database_url_masked
         for secret in ("signing_key", "api_key", "dev_api_key"):
             values[secret] = "***" if getattr(self, secret).get_secret_value() else ""

@@ -17,7 +17,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.exceptions import ConfigError
+from streams.exceptions import ConfigError, PortInUse
+
+# Tansu prints "listening on" before it binds, and when the bind fails it exits (code 0) within
+# ~15 ms: a port that answers is ours only if Tansu is still running this long after.
+SETTLE_SECONDS = 0.25
 
 
 def tansu_binary() -> Path:
@@ -49,6 +53,18 @@ def port_open(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
+def port_free(host: str, port: int) -> bool:
+    """Whether a listener could bind `host:port` now (SO_REUSEADDR, as Tansu binds: connections
+    of an earlier broker left in TIME_WAIT do not count as in use; a listener anywhere does)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 @dataclass
 class DevBroker:
     """A running Tansu process."""
@@ -74,10 +90,11 @@ class DevBroker:
 def start_dev_broker(
     port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None
 ) -> DevBroker:
-    """Start Tansu on `port` (a free one when None) and wait until it accepts connections."""
+    """Start Tansu on `port` (a free one when None), listening on and advertising `host:port`,
+    and wait until it accepts connections. Raises PortInUse when the port is taken."""
     port = port or free_port(host)
-    if port_open(host, port):
-        raise ConfigError(f"cannot start the embedded broker: {host}:{port} is already in use")
+    if not port_free(host, port):
+        raise PortInUse(host, port)
     url = f"tcp://{host}:{port}"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
@@ -86,12 +103,34 @@ def start_dev_broker(
         stderr=log,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 10
-    while not port_open(host, port):
-        if process.poll() is not None:
-            raise ConfigError(f"the embedded broker exited with code {process.returncode}")
-        if time.monotonic() > deadline:
-            process.kill()
-            raise ConfigError(f"the embedded broker did not listen on {host}:{port} within 10 s")
+    broker = DevBroker(process, host, port)
+    try:
+        _wait_listening(broker)
+    except BaseException:
+        broker.stop()
+        raise
+    return broker
+
+
+def _wait_listening(broker: DevBroker, timeout: float = 10) -> None:
+    """Until the port answers and Tansu is still running SETTLE_SECONDS later."""
+    started = time.monotonic()
+    while not port_open(broker.host, broker.port):
+        _check_running(broker)
+        if time.monotonic() - started > timeout:
+            raise ConfigError(
+                f"the embedded broker did not listen on {broker.bootstrap_servers} "
+                f"within {timeout:g} s"
+            )
         time.sleep(0.01)
-    return DevBroker(process, host, port)
+    time.sleep(max(0.0, started + SETTLE_SECONDS - time.monotonic()))
+    _check_running(broker)
+
+
+def _check_running(broker: DevBroker) -> None:
+    code = broker.process.poll()
+    if code is None:
+        return
+    if not port_free(broker.host, broker.port):  # another listener took the port first
+        raise PortInUse(broker.host, broker.port)
+    raise ConfigError(f"the embedded broker exited with code {code}")

@@ -2,6 +2,7 @@
 
 SluiceError
 ├── ConfigError            a setting is missing or malformed: the process refuses to start
+│   └── PortInUse          the port a process was to listen on is taken (carries host, port)
 ├── RequestError           a batch request is wrong: HTTP 4xx naming the problem
 │   ├── OptionError        an option is unknown or out of range (carries the field)
 │   ├── UploadError        the upload as a whole cannot be read (streams/parse/)
@@ -24,6 +25,15 @@ class SluiceError(Exception):
 
 class ConfigError(SluiceError):
     """A setting from the environment is missing or malformed."""
+
+
+class PortInUse(ConfigError):
+    """The port a process was to listen on is taken; the caller names the setting to change."""
+
+    def __init__(self, host: str, port: int):
+        super().__init__(f"port {port} is in use on {host}")
+        self.host = host
+        self.port = port
 
 
 class RequestError(SluiceError):

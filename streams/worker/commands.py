@@ -8,11 +8,12 @@ from __future__ import annotations
 import argparse
 import functools
 import shutil
+from pathlib import Path
 from typing import Any
 
-from streams.config import load_settings
-from streams.devbroker import start_dev_broker
-from streams.exceptions import ConfigError
+from streams.config import DEV_BROKER_HOST, load_settings
+from streams.devbroker import DevBroker, start_dev_broker
+from streams.exceptions import ConfigError, PortInUse
 from streams.worker.build import Api, build_worker, run_worker
 from streams.worker.dev_key import with_dev_key
 
@@ -34,7 +35,7 @@ def add_commands(commands: Any, api: Api) -> None:
     worker.set_defaults(func=functools.partial(cmd_worker, api=api))
 
     broker = commands.add_parser("devbroker", help="the embedded Kafka-protocol dev broker")
-    broker.add_argument("--port", type=int, default=9092)
+    broker.add_argument("--port", type=int, help="default SLUICE_DEV_BROKER_PORT (9092)")
     broker.set_defaults(func=cmd_devbroker)
 
     config = commands.add_parser("config", help="print the settings in force")
@@ -54,8 +55,18 @@ def cmd_worker(args: argparse.Namespace, *, api: Api) -> int:
     return 0
 
 
+def dev_broker(port: int, hint: str, log_path: Path | None = None) -> DevBroker:
+    """The dev broker on DEV_BROKER_HOST:`port`; a port in use is a one-line ConfigError that
+    ends with `hint` (what to change)."""
+    try:
+        return start_dev_broker(port=port, host=DEV_BROKER_HOST, log_path=log_path)
+    except PortInUse as exc:
+        raise ConfigError(f"port {exc.port} is in use (another Kafka or Sluice?): {hint}") from None
+
+
 def cmd_devbroker(args: argparse.Namespace) -> int:
-    broker = start_dev_broker(port=args.port)
+    port = args.port or load_settings().dev_broker_port
+    broker = dev_broker(port, "pass --port (or set SLUICE_DEV_BROKER_PORT) with a free port")
     print(f"dev broker listening on {broker.bootstrap_servers} (Ctrl-C stops it)", flush=True)
     try:
         broker.process.wait()
@@ -70,7 +81,12 @@ def cmd_run(args: argparse.Namespace, *, api: Api) -> int:
     broker = None
     if not settings.bootstrap_servers:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        broker = start_dev_broker(log_path=settings.data_dir / "devbroker.log")
+        broker = dev_broker(
+            settings.dev_broker_port,
+            "set SLUICE_DEV_BROKER_PORT to a free port, "
+            "or KAFKA_BOOTSTRAP_SERVERS to use that broker",
+            log_path=settings.data_dir / "devbroker.log",
+        )
         settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
         # the dev broker keeps nothing across restarts: neither may the worker's local state
         for stale in settings.data_dir.glob("*-*/"):
