@@ -26,6 +26,7 @@ def test_defaults() -> None:
     assert (settings.partitions, settings.writers, settings.api_port) == (8, 2, 8000)
     assert settings.export_dir == Path(".sluice/exports")
     assert settings.api_url == ""  # the CLI then talks to http://127.0.0.1:$SLUICE_API_PORT
+    assert settings.dev_broker_port == 9092
 
 
 def test_variables_are_read_typed_and_empty_means_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,6 +47,9 @@ def test_variables_are_read_typed_and_empty_means_default(monkeypatch: pytest.Mo
         ("SLUICE_PARTITIONS", "0"),
         ("SLUICE_PARTITIONS", "many"),
         ("SLUICE_API_PORT", "70000"),
+        ("SLUICE_DEV_BROKER_PORT", "0"),
+        ("SLUICE_DEV_BROKER_PORT", "65536"),
+        ("SLUICE_DEV_BROKER_PORT", "kafka"),
         ("SLUICE_SUBMIT_TIMEOUT", "soon"),
         ("SLUICE_WRITERS", "1.5"),
     ],
@@ -84,3 +88,12 @@ def test_overrides_win_and_settings_are_frozen() -> None:
     assert (settings.api_port, settings.bootstrap_servers) == (9100, "k:1")
     with pytest.raises(ValueError, match="frozen"):
         settings.api_port = 1  # type: ignore[misc]
+
+
+def test_config_shows_the_bootstrap_address_in_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLUICE_DEV_BROKER_PORT", "19092")
+    shown = load_settings().shown()
+    assert shown["bootstrap_servers"] == "127.0.0.1:19092 (the dev broker of sluice run)"
+    assert shown["dev_broker_port"] == 19092
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker:9092")
+    assert load_settings().shown()["bootstrap_servers"] == "broker:9092"
