@@ -13,6 +13,8 @@ SluiceError
 ├── DatabaseUnavailable    the database is away (refused, lost, no answer): HTTP 503
 └── ChunkError             processing one chunk failed; the subclass carries the decision
     ├── PoisonMessage      cannot be decoded or names an unknown type: dead-letter at once
+    │   └── ChunkConflict  its (job, chunk) was applied with other content: dead-letter at
+    │                      once, counted in no job (the first chunk's outcome stands)
     └── TransientError     may succeed later (connection lost, deadlock): retry after a delay
 """
 
@@ -112,6 +114,14 @@ class ChunkError(SluiceError):
 
 class PoisonMessage(ChunkError):
     """The message cannot be decoded or names something unknown: dead-letter, never retry."""
+
+
+class ChunkConflict(PoisonMessage):
+    """The chunk's (job, chunk index) is in the ledger with a different content digest: it is
+    not a redelivery but another chunk reusing the pair. It is dead-lettered without counting
+    in the job, whose first outcome for that chunk stands."""
+
+    counts_in_job = False
 
 
 class TransientError(ChunkError):

@@ -47,7 +47,7 @@ class Outbox:
 
     async def dead_letter(self, entry: Parked, failure: Failure) -> None:
         """The chunk's message to its dead-letter topic; for a chunk of a job, its records as
-        failed (results and outcome)."""
+        failed (results and outcome), unless the failure does not count in the job."""
         info = entry.info
         await dead_letter(
             self._app.producer,
@@ -59,8 +59,8 @@ class Outbox:
             chunk_index=info.chunk_index if info else None,
             tenant=info.tenant if info else None,
         )
-        if info is None:
-            return
+        if info is None or not failure.counts_in_job:
+            return  # no job, or a chunk reusing a job's (job, chunk) pair: that outcome stands
         # the job's records are neither lost nor successful: they count as failed
         reason = f"chunk dead-lettered: {failure.error_class}"
         result = ChunkResult(records=len(info.rows))

@@ -39,6 +39,9 @@ class Failure:
     reason: str  # poison | unavailable | transient | conflict | error
     #: the least the error asked to wait before a retry (TransientError.delay)
     delay: float = 0.0
+    #: a dead-lettered chunk of a job counts in it (its records failed); False for a chunk
+    #: that only reused a job's (job, chunk) pair (ChunkConflict): the job's outcome stands
+    counts_in_job: bool = True
 
     @property
     def retryable(self) -> bool:
@@ -66,7 +69,13 @@ class DeadLetter:
 
 def classify(exc: BaseException) -> Failure:
     """Map an exception raised while applying a chunk to the failure it means."""
-    return Failure(type(exc).__name__, str(exc), _reason(exc), getattr(exc, "delay", 0.0))
+    return Failure(
+        type(exc).__name__,
+        str(exc),
+        _reason(exc),
+        getattr(exc, "delay", 0.0),
+        getattr(exc, "counts_in_job", True),
+    )
 
 
 def _reason(exc: BaseException) -> str:

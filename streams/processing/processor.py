@@ -162,7 +162,12 @@ class ChunkProcessor:
         self.database_answers.set()
         metrics().chunk_seconds.observe(time.perf_counter() - started)
         metrics().chunks.labels("applied" if outcome.fresh else "redelivered").inc()
-        if outcome.fresh:
+        if not outcome.fresh:  # normal after a crash or a rebalance: said once per chunk
+            log.info(
+                "chunk %s was applied before: a redelivery, answered with the ledger's outcome",
+                _where(entry.message, outcome.info),
+            )
+        else:
             for name in ("successful", "failed", "skipped"):
                 value = getattr(outcome.result, name)
                 metrics().records.labels(outcome.info.job_type, name).inc(value)

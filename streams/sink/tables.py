@@ -90,6 +90,9 @@ chunks = Table(
     Column("updated", Integer, nullable=False),
     Column("errors", Text, nullable=False, doc="JSON list of a few failures"),
     Column("stopped", String(16), doc="why the chunk was skipped rather than applied"),
+    # what was applied (streams/sink/ledger.py content_digest): a chunk that reuses the pair
+    # with other content is told from a redelivery. NULL on rows from before the column.
+    Column("digest", String(64), doc="SHA-256 of the chunk's content, hex"),
     Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 

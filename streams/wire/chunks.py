@@ -4,20 +4,30 @@ From version 3 a chunk lists its column names once and each record's values as s
 order: encoding a map of five-branch unions per record cost ~16 µs, this costs ~2.5 µs. Values
 of JSON uploads keep their types as JSON text (`jsonValues`; an absent key is `null`). Versions
 1 and 2 (a map per record) still decode.
+
+Decoding checks what names the chunk before anything else may use it: a job id that is not a
+canonical UUID, a chunk index, partition or sequence out of range, or a tenant outside the
+tenant rule is PoisonMessage naming the field (dead-lettered at once, counted in no job). A
+record whose values do not match the columns, or are not JSON where they should be, fails
+alone: it decodes with `fields` None and an `error` saying why, like an unreadable upload row.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from streams.access import TENANT_RULE, valid_tenant
 from streams.exceptions import PoisonMessage
 from streams.models import Chunk
 from streams.wire.codec import CHUNK, codec
 
 _json_text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _NULL = "null"
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+MAX_INT = 2**31 - 1  # the ledger's and the progress state's integer columns
 
 
 def _union_of_keys(records: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -81,27 +91,46 @@ def encode_chunk(chunk: Chunk, *, submitted_at_ms: int = 0) -> bytes:
     )
 
 
-def _fields(record: Mapping[str, Any], columns: list[str], typed: bool) -> dict[str, Any] | None:
+def _record(record: Mapping[str, Any], columns: list[str], typed: bool) -> dict[str, Any]:
+    """A record off the wire; one whose values cannot be read fails alone (fields None)."""
+    row, error = record["row"], record["error"]
     if record["fields"] is not None:  # versions 1-2
-        return dict(record["fields"])
-    if record["error"] is not None:
-        return None
+        return {"row": row, "fields": dict(record["fields"]), "error": error}
+    if error is not None:
+        return {"row": row, "fields": None, "error": error}
     values = record["values"]
     if len(values) != len(columns):
-        raise PoisonMessage(
-            f"record {record['row']} has {len(values)} values for {len(columns)} columns"
-        )
+        error = f"record has {len(values)} values, the chunk's columns are {len(columns)}"
+        return {"row": row, "fields": None, "error": error}
     if typed:
         try:
             values = [json.loads(v) for v in values]
         except ValueError:
-            raise PoisonMessage(f"record {record['row']} has a value that is not JSON") from None
-    return dict(zip(columns, values, strict=True))
+            return {"row": row, "fields": None, "error": "record has a value that is not JSON"}
+    return {"row": row, "fields": dict(zip(columns, values, strict=True)), "error": None}
+
+
+def _check_identity(record: Mapping[str, Any]) -> None:
+    """The fields naming the chunk fit the ledger's columns and Sluice's rules, or the chunk
+    is poison: nothing of it reaches the database."""
+    job_id = record["jobId"]
+    if not _UUID.fullmatch(job_id):
+        raise PoisonMessage(
+            f"jobId {job_id[:64]!r} ({len(job_id)} characters) is not a canonical UUID "
+            "(36 characters: lowercase hex 8-4-4-4-12)"
+        )
+    for name, least in (("chunkIndex", 0), ("partitionSeq", 0), ("partition", -1)):
+        if not least <= record[name] <= MAX_INT:
+            raise PoisonMessage(f"{name} {record[name]} is out of range ({least} to 2^31-1)")
+    tenant = record["tenant"]
+    if not valid_tenant(tenant):
+        raise PoisonMessage(f"tenant {tenant[:64]!r} ({len(tenant)} characters): {TENANT_RULE}")
 
 
 def decode_chunk(data: bytes | None) -> Chunk:
     """Decode a chunk of any schema version; unreadable input raises PoisonMessage."""
     record = codec().decode(CHUNK, data)
+    _check_identity(record)
     try:
         options = json.loads(record["options"])
     except ValueError:
@@ -118,8 +147,7 @@ def decode_chunk(data: bytes | None) -> Chunk:
             fields = dict(zip(columns, values, strict=True))
             records.append({"row": r["row"], "fields": fields, "error": None})
         else:
-            fields_or_none = _fields(r, columns, typed)
-            records.append({"row": r["row"], "fields": fields_or_none, "error": error})
+            records.append(_record(r, columns, typed))
     return Chunk(
         job_id=record["jobId"],
         job_type=record["jobType"],

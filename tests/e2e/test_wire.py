@@ -173,3 +173,49 @@ def test_an_upstream_chunk_acts_only_for_the_tenants_its_topic_allows(
         assert "sluice-job-id" not in headers and "sluice-tenant" not in headers
     assert users_of(db, mallory_job) == {} and users_of(db, forged_job) == {}
     assert ledger_row(db, mallory_job) is None and ledger_row(db, forged_job) is None
+
+
+def test_a_chunk_reusing_an_applied_pair_with_other_content_is_dead_lettered(
+    stack: Stack, db: Engine
+) -> None:
+    """Not a redelivery: the ledger's digest differs. It goes to the dead-letter topic saying
+    so, the first chunk's outcome stands, and the partition keeps flowing."""
+    stack.worker().wait_ready()
+    chunk_topic = f"{stack.app_id}.chunks"
+    servers = stack.bootstrap_servers
+    partition, emails = emails_on_one_partition(3, "reused-")
+    job_id, later_job = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def chunk_of(job: str, row: int, email: str) -> bytes:
+        record = {"row": row, "fields": {"email": email, "name": f"Row {row}"}, "error": None}
+        return encode_chunk(
+            Chunk(job, "user-import", "default", 0, partition, 0, OPTIONS, [record])
+        )
+
+    asyncio.run(
+        produce(servers, chunk_topic, partition, [(b"first", chunk_of(job_id, 1, emails[0]))])
+    )
+    first = eventually(lambda: ledger_row(db, job_id), "the first chunk's ledger row")
+    messages = [
+        (b"reused", chunk_of(job_id, 2, emails[1])),
+        (b"after", chunk_of(later_job, 1, emails[2])),
+    ]
+    asyncio.run(produce(servers, chunk_topic, partition, messages))
+
+    assert eventually(lambda: users_of(db, later_job), "the chunk after the reused pair")
+    dead = asyncio.run(
+        read_topic(servers, f"{chunk_topic}.dlq", lambda r: r.key == b"reused", timeout=30)
+    )
+    headers = dict(dead.headers)
+    assert headers["sluice-error-class"] == b"ChunkConflict"
+    said = f"chunk 0 of job {job_id} was already applied with different content"
+    assert said.encode() in headers["sluice-error-message"]
+    assert headers["sluice-job-id"] == job_id.encode()
+    assert headers["sluice-attempts"] == b"1"  # no retries
+    assert ledger_row(db, job_id) == first
+    assert set(users_of(db, job_id)) == {emails[0]}
+    with db.connect() as connection:
+        rows = connection.scalars(
+            text("SELECT row_no FROM sluice_results WHERE job_id = :job"), {"job": job_id}
+        ).all()
+    assert rows == [1]  # the reused pair's record was counted nowhere

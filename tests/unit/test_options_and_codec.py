@@ -21,6 +21,7 @@ from streams.wire.chunks import decode_chunk, encode_chunk
 from streams.wire.codec import CHUNK, codec
 
 USER_IMPORT = UserImport()
+JOB = "0f8e2a52-1111-4222-8333-944445555666"
 
 
 def option_error(raw: dict[str, object]) -> OptionError:
@@ -157,7 +158,7 @@ def test_a_version_1_chunk_decodes_with_version_2_defaults() -> None:
 
 
 def test_a_version_3_chunk_round_trips() -> None:
-    chunk = Chunk("job-9", "user-import", "acme", 12, 3, 4, {"chunkSize": 500}, RECORDS[:2], 2)
+    chunk = Chunk(JOB, "user-import", "acme", 12, 3, 4, {"chunkSize": 500}, RECORDS[:2], 2)
     data = encode_chunk(chunk, submitted_at_ms=1_700_000_000_000)
     assert codec().schema_id_of(data) == 3
     decoded = decode_chunk(data)
@@ -171,7 +172,7 @@ def test_typed_json_values_and_unreadable_records_round_trip() -> None:
         {"row": 2, "fields": None, "error": "invalid JSON: Expecting value"},
         {"row": 3, "fields": {"email": "b@x.io", "score": 1.5, "name": None}, "error": None},
     ]
-    chunk = Chunk("job-1", "user-import", "default", 0, 1, 0, {}, records)
+    chunk = Chunk(JOB, "user-import", "default", 0, 1, 0, {}, records)
     decoded = decode_chunk(encode_chunk(chunk))
     assert decoded.records[0]["fields"] == {
         "email": "a@x.io",
