@@ -32,6 +32,7 @@ class Runtime:
     app: faust.App
     chunk_topic: Any
     progress_topic: Any
+    outcome_topic: Any
     dead_letter_topics: tuple[Any, ...]
     progress_table: Any
     #: this process reads and writes the job registry; chunks go to writer processes
@@ -117,6 +118,13 @@ def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = N
         partitions=settings.partitions,
         internal=True,
     )
+    outcome_topic = app.topic(
+        topics.outcome_topic(settings.app_id),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        internal=True,
+    )
     dead_letter_topics = tuple(
         app.topic(
             topics.dead_letter_topic(source.get_topic_name()),
@@ -144,6 +152,7 @@ def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = N
         app=app,
         chunk_topic=chunk_topic,
         progress_topic=progress_topic,
+        outcome_topic=outcome_topic,
         dead_letter_topics=dead_letter_topics,
         progress_table=progress_table,
         engine=_registry_engine(settings),

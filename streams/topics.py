@@ -15,6 +15,11 @@ def progress_topic(app_id: str) -> str:
     return f"{app_id}.progress"
 
 
+def outcome_topic(app_id: str) -> str:
+    """Job outcome events for upstream systems (streams/wire/outcomes.py), keyed by job id."""
+    return f"{app_id}.outcomes"
+
+
 def dead_letter_topic(source_topic: str) -> str:
     """The dead-letter topic of a source topic: one per source, by this rule only."""
     return f"{source_topic}{DEAD_LETTER_SUFFIX}"

@@ -33,6 +33,7 @@ def _prepare_topics(runtime: Runtime) -> None:
             await topic.maybe_declare()
         await runtime.chunk_topic.maybe_declare()
         await runtime.progress_topic.maybe_declare()
+        await runtime.outcome_topic.maybe_declare()
         # The splitter must route over the partitions the chunk topic really has (an existing
         # topic on a real cluster may differ from SLUICE_PARTITIONS); this also warms the
         # producer's metadata so the first submission does not wait for it.

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from streams.agents.finish import JobFinisher
+from streams.agents.outcomes import OutcomePublisher
 from streams.agents.status import StatusRecorder
 from streams.deadletter import dead_letter
 from streams.exceptions import PoisonMessage
@@ -21,6 +22,7 @@ class ProgressFolder:
     def __init__(self, runtime: Runtime, finisher: JobFinisher, recorder: StatusRecorder):
         self.runtime = runtime
         self.table = runtime.progress_table
+        self.outcomes = OutcomePublisher(runtime)
         self.finisher = finisher  # results of jobs that have one, e.g. an export's file
         self.recorder = recorder  # the registry's status rows; the event is done through it
 
@@ -51,6 +53,9 @@ class ProgressFolder:
             current, progress.job_id, progress.at_ms, progress.kind, progress.body
         )
         if updated is not current:
+            # before the table: a state written to its changelog would not change again when
+            # the event is read again after a crash, and its outcome would never be sent
+            await self.outcomes.changed(progress.job_id, current, updated, progress.at_ms)
             table[progress.job_id] = updated
         self.recorder.folded(progress.job_id, updated, message)
         self.finisher.consider(progress.job_id, updated)

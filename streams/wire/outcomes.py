@@ -1,0 +1,54 @@
+"""Outcome events on `<app>.outcomes`: a job's status changes and counts, for systems that would
+rather consume than poll the API (docs/upstream.md has the contract and a consumer).
+
+JSON, keyed by job id, so one job's events are in order on one partition. Delivered at least
+once: after a worker restart or a rebalance an event may come again (same job, status and
+counts); `final` is true on a completed, failed or cancelled job's event. A replay that reopens a
+finished job makes it `active` again, then final again.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from streams.clock import iso_ms
+from streams.progress import FINISHED, State, status_of
+
+SCHEMA = "sluice.JobOutcome/1"
+
+
+def outcome_event(job_id: str, state: State, previous: str | None, at_ms: int) -> bytes:
+    """The event saying that `job_id`, whose state this is, went from `previous` (None: it is
+    new) to its state's status."""
+    status = status_of(state)
+    body: dict[str, Any] = {
+        "schema": SCHEMA,
+        "jobId": job_id,
+        "type": state["type"],
+        "tenant": state["tenant"],
+        "status": status,
+        "previousStatus": previous,
+        "final": status in FINISHED,
+        "at": iso_ms(at_ms),
+        "counts": {
+            "total": state["totalRecords"],
+            "processed": state["records"],
+            "successful": state["successful"],
+            "failed": state["failed"],
+            "skipped": state["skipped"],
+            "created": state["created"],
+            "updated": state["updated"],
+            "deadLettered": state["deadLettered"],
+        },
+        "error": state["error"],
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def status_change(current: State | None, updated: State) -> tuple[str | None, str] | None:
+    """(before, after) when folding an event changed the job's status (a new job counts as a
+    change to its first status); None otherwise."""
+    before = None if current is None else status_of(current)
+    after = status_of(updated)
+    return None if before == after else (before, after)
