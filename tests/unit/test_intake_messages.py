@@ -1,0 +1,98 @@
+"""How an input message is read: its job, its row, and what fails it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from streams.intake.messages import (
+    BEGIN,
+    END,
+    MAX_SEQ,
+    RECORD,
+    IntakeMessage,
+    Refused,
+    job_id_of,
+    read_message,
+)
+
+pytestmark = pytest.mark.unit
+DAY_MS = 1_796_000_000_000  # 2026-11-30 (UTC)
+
+
+def read(value: Any = None, partition: int = 0, offset: int = 7, **headers: str) -> IntakeMessage:
+    raw = (
+        json.dumps(value).encode() if value is not None and not isinstance(value, bytes) else value
+    )
+    return read_message(
+        job_type="user-import",
+        headers={name.replace("_", "-"): text.encode() for name, text in headers.items()},
+        value=raw,
+        partition=partition,
+        offset=offset,
+        timestamp_ms=DAY_MS,
+        default_tenant="default",
+        allowed_tenants=frozenset({"default", "alice"}),
+    )
+
+
+def test_a_batch_names_one_job_per_tenant_type_and_batch_id() -> None:
+    one = read({"email": "a@x.org"}, sluice_batch="b-1", sluice_tenant="alice")
+    two = read({"email": "b@x.org"}, partition=3, sluice_batch="b-1", sluice_tenant="alice")
+    assert one.kind == RECORD and one.job_id == two.job_id
+    assert one.job_id == job_id_of("alice", "user-import", "b-1", "ignored")
+    assert read({}, sluice_batch="b-1").job_id != one.job_id  # the default tenant's b-1
+    assert read({}, sluice_batch="b-2", sluice_tenant="alice").job_id != one.job_id
+
+
+def test_records_without_a_batch_join_the_standing_job_of_their_day() -> None:
+    message = read({"email": "a@x.org"})
+    assert message.batch is None and message.tenant == "default"
+    assert message.job_id == job_id_of("default", "user-import", None, "2026-11-30")
+
+
+def test_the_row_is_the_producers_seq_else_where_the_record_was_read() -> None:
+    assert read({}, sluice_seq="42").row == 42
+    derived = read({}, partition=2, offset=9).row
+    assert derived > MAX_SEQ and derived != read({}, partition=3, offset=9).row
+    bad = read({"email": "a@x.org"}, sluice_seq="0")
+    assert bad.fields is None and bad.error is not None and "sluice-seq" in bad.error
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [(b"{not json", "not valid JSON"), (b"[1, 2]", "JSON object"), (b"\xff\xfe", "not valid JSON")],
+)
+def test_an_unreadable_record_fails_alone_saying_where_it_was(value: bytes, says: str) -> None:
+    message = read(value, partition=1, offset=5, sluice_batch="b")
+    assert message.kind == RECORD and message.fields is None
+    assert message.error is not None and says in message.error and "1@5" in message.error
+
+
+def test_begin_and_end_carry_options_and_count() -> None:
+    begin = read({"options": {"skipDuplicates": True}}, sluice_batch="b", sluice_control="begin")
+    assert (begin.kind, begin.options) == (BEGIN, {"skipDuplicates": True})
+    end = read({"count": 3}, sluice_batch="b", sluice_control="end")
+    assert (end.kind, end.count) == (END, 3)
+    assert end.job_id == begin.job_id == read({}, sluice_batch="b").job_id
+
+
+@pytest.mark.parametrize(
+    ("value", "headers", "says"),
+    [
+        ({}, {"sluice_tenant": "mallory"}, "may not be named"),
+        ({}, {"sluice_tenant": "bad tenant"}, "not a tenant name"),
+        ({}, {"sluice_batch": "x" * 201}, "1-200 characters"),
+        ({"count": 1}, {"sluice_control": "end"}, "needs a sluice-batch"),
+        ({"count": -1}, {"sluice_control": "end", "sluice_batch": "b"}, "count"),
+        ({"options": []}, {"sluice_control": "begin", "sluice_batch": "b"}, "options"),
+        ({}, {"sluice_control": "pause", "sluice_batch": "b"}, "begin or end"),
+    ],
+)
+def test_a_message_no_job_can_take_is_refused_with_the_reason(
+    value: Any, headers: dict[str, str], says: str
+) -> None:
+    with pytest.raises(Refused, match=says):
+        read(value, **headers)
