@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     # The tenants a chunk produced straight onto the chunk topic by an upstream system (not
     # split by the API, which vouches for its caller's tenant) may act for, comma-separated.
     upstream_tenants: str = "default"
+    # seconds a batch's records wait for its begin message before it opens with default options
+    batch_wait: float = Field(2.0, ge=0, le=600)
     data_dir: Path = Path(".sluice")
     # Chunk processing. A writer process applying one chunk for longer than chunk_timeout is
     # stopped and the chunk retried; chunks in flight (and partitions without progress) for
@@ -142,6 +144,12 @@ class Settings(BaseSettings):
                 "is created in the export directory)"
             )
         return key
+
+    @property
+    def upstream_default_tenant(self) -> str:
+        """The tenant of input messages without a sluice-tenant header: the first listed."""
+        names = [name.strip() for name in self.upstream_tenants.split(",") if name.strip()]
+        return names[0] if names else ""
 
     @property
     def upstream_tenant_names(self) -> frozenset[str]:

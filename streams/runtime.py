@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from streams import topics
 from streams.config import Settings
+from streams.jobtypes import input_job_types
 from streams.kafka import commit_guard
 from streams.kafka.consumer import ConsumerView
 from streams.kafka.end_offsets import install_faust_fix
@@ -33,6 +34,8 @@ class Runtime:
     chunk_topic: Any
     progress_topic: Any
     outcome_topic: Any
+    #: job type → the input topic upstream systems produce its records to
+    input_topics: Mapping[str, Any]
     dead_letter_topics: tuple[Any, ...]
     progress_table: Any
     #: this process reads and writes the job registry; chunks go to writer processes
@@ -44,7 +47,10 @@ class Runtime:
     @property
     def source_topics(self) -> frozenset[str]:
         """The topics Sluice consumes and commits itself (not changelogs, not Faust's own)."""
-        return frozenset((self.chunk_topic.get_topic_name(), self.progress_topic.get_topic_name()))
+        inputs = (topic.get_topic_name() for topic in self.input_topics.values())
+        return frozenset(
+            (self.chunk_topic.get_topic_name(), self.progress_topic.get_topic_name(), *inputs)
+        )
 
     @property
     def dead_letter_topic_names(self) -> list[str]:
@@ -125,6 +131,15 @@ def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = N
         partitions=settings.partitions,
         internal=True,
     )
+    input_topics = {
+        name: app.topic(
+            topics.input_topic(settings.app_id, name),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+        for name in input_job_types()
+    }
     dead_letter_topics = tuple(
         app.topic(
             topics.dead_letter_topic(source.get_topic_name()),
@@ -132,7 +147,7 @@ def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = N
             partitions=settings.partitions,
             internal=True,
         )
-        for source in (chunk_topic, progress_topic)
+        for source in (chunk_topic, progress_topic, *input_topics.values())
     )
     progress_table = app.Table(
         topics.PROGRESS_TABLE,
@@ -145,6 +160,7 @@ def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = N
     )
     guard = commit_guard.CommitGuard(
         {chunk_topic.get_topic_name(), progress_topic.get_topic_name()}
+        | {topic.get_topic_name() for topic in input_topics.values()}
     )
     commit_guard.install(app, guard)
     return Runtime(
@@ -153,6 +169,7 @@ def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = N
         chunk_topic=chunk_topic,
         progress_topic=progress_topic,
         outcome_topic=outcome_topic,
+        input_topics=input_topics,
         dead_letter_topics=dead_letter_topics,
         progress_table=progress_table,
         engine=_registry_engine(settings),

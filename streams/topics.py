@@ -15,6 +15,14 @@ def progress_topic(app_id: str) -> str:
     return f"{app_id}.progress"
 
 
+INPUT_INFIX = ".in."
+
+
+def input_topic(app_id: str, job_type: str) -> str:
+    """Where upstream systems produce one job type's records, one per message (docs/upstream.md)."""
+    return f"{app_id}{INPUT_INFIX}{job_type}"
+
+
 def outcome_topic(app_id: str) -> str:
     """Job outcome events for upstream systems (streams/wire/outcomes.py), keyed by job id."""
     return f"{app_id}.outcomes"

@@ -12,6 +12,11 @@ JOB_TYPES: dict[str, JobType] = {
 }
 
 
+def input_job_types() -> list[str]:
+    """The job types upstream systems may produce records of (those not making their own)."""
+    return sorted(name for name, job_type in JOB_TYPES.items() if not job_type.generates_records)
+
+
 def get_job_type(name: object) -> JobType:
     """The job type called `name` (any value a request may carry); a RequestError naming the
     known types otherwise."""
@@ -26,4 +31,4 @@ def get_job_type(name: object) -> JobType:
         raise RequestError(f"unknown job type {name!r} (one of: {known})", field="type") from None
 
 
-__all__ = ["JOB_TYPES", "JobType", "get_job_type"]
+__all__ = ["JOB_TYPES", "JobType", "get_job_type", "input_job_types"]

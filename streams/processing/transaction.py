@@ -12,6 +12,8 @@ dead-lettered, the stored outcome untouched.
 
 from __future__ import annotations
 
+import dataclasses
+
 from sqlalchemy import Engine
 
 from streams.exceptions import ChunkConflict, PoisonMessage
@@ -40,6 +42,14 @@ def apply_once(engine: Engine, chunk: Chunk) -> tuple[ChunkResult, bool]:
                     "different content; this one is not a redelivery and was not applied"
                 )
             return prior.result, False
+        if chunk.lane >= 0:
+            # an intake chunk: a record read again (a producer's retry with the same seq, or
+            # the intake re-reading after a crash) already has its result; it is not a second
+            # record, and is neither applied nor counted again
+            recorded = results.recorded_rows(connection, chunk.job_id, _rows(chunk))
+            if recorded:
+                fresh = [r for r in chunk.records if r["row"] not in recorded]
+                chunk = dataclasses.replace(chunk, records=fresh)
         stopped = job_registry.stop_reason(connection, chunk.job_id)
         if stopped is not None:  # cancelled, or stopOnError met a failure: skip, and count it
             result = ChunkResult(records=len(chunk.records), stopped=stopped)
@@ -53,6 +63,10 @@ def apply_once(engine: Engine, chunk: Chunk) -> tuple[ChunkResult, bool]:
         results.record(connection, chunk.job_id, result.outcomes)
     result.outcomes = []  # written: they need not travel back to the worker
     return result, True
+
+
+def _rows(chunk: Chunk) -> list[int]:
+    return [record["row"] for record in chunk.records]
 
 
 def check_rows(chunk: Chunk) -> None:

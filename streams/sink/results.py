@@ -66,6 +66,16 @@ def record(connection: Connection, job_id: str, outcomes: Sequence[RecordOutcome
         savepoint.commit()
 
 
+def recorded_rows(connection: Connection, job_id: str, rows: Sequence[int]) -> set[int]:
+    """Those of `rows` that already have an outcome in the job."""
+    if not rows:
+        return set()
+    found = connection.execute(
+        select(results.c.row_no).where(results.c.job_id == job_id, results.c.row_no.in_(list(rows)))
+    )
+    return set(found.scalars())
+
+
 def replace_rows(connection: Connection, job_id: str, rows: Sequence[int]) -> None:
     connection.execute(
         delete(results).where(results.c.job_id == job_id, results.c.row_no.in_(list(rows)))

@@ -1,0 +1,112 @@
+"""The jobs the intake feeds: opened once per worker process, with their options.
+
+A batch's options are its `begin` message's. Records of a batch whose `begin` is not known yet
+are held (not split) for up to SLUICE_BATCH_WAIT seconds from the first of them, so that a
+`begin` read a little later from another partition still names them; then the batch opens with
+the job type's default options. A `begin` read after its batch opened with other options is
+refused (a dead letter saying so). A batch's job is one registry row, made by whichever worker
+opens it first; every worker then reads the options from that row. Records without a batch join
+the standing job of their day, opened at once with default options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from streams.exceptions import OptionError
+from streams.intake.messages import IntakeMessage, Refused
+from streams.jobtypes import JOB_TYPES
+from streams.jobtypes.base import JobType
+from streams.runtime import Runtime
+from streams.sink import jobs as job_registry
+from streams.wire import events
+
+
+@dataclass
+class OpenJob:
+    job_id: str
+    tenant: str
+    job_type: JobType
+    batch: str | None
+    options: dict[str, Any]
+
+
+class Batches:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.wait = runtime.settings.batch_wait
+        self.open: dict[str, OpenJob] = {}
+        self._first_seen: dict[str, float] = {}
+
+    async def begin(self, message: IntakeMessage) -> None:
+        """A batch's `begin`: open its job with these options; Refused if it opened with
+        others (its records came first, and waited longer than SLUICE_BATCH_WAIT)."""
+        job_type = JOB_TYPES[message.job_type]
+        try:
+            options = job_type.parse_options(message.options)
+        except OptionError as exc:
+            raise Refused(f"the begin message's options: {exc}") from None
+        job = await self._open(message, options)
+        if job.options != options:
+            raise Refused(
+                f"batch {message.batch!r} already opened with other options (its records came "
+                f"more than SLUICE_BATCH_WAIT={self.wait:g} s before its begin): "
+                "produce begin before the records"
+            )
+
+    async def job_for(self, message: IntakeMessage) -> OpenJob | None:
+        """The open job a record belongs to; None while its batch waits for its begin."""
+        job = self.open.get(message.job_id)
+        if job is not None:
+            return job
+        if message.batch is None:
+            return await self._open(message, self._defaults(message))
+        found = await asyncio.to_thread(job_registry.get_job, self.runtime.engine, message.job_id)
+        if found is not None:
+            return await self._remember(message, found.options)
+        first = self._first_seen.setdefault(message.job_id, time.monotonic())
+        if time.monotonic() - first < self.wait:
+            return None
+        return await self._open(message, self._defaults(message))
+
+    def _defaults(self, message: IntakeMessage) -> dict[str, Any]:
+        return JOB_TYPES[message.job_type].parse_options({})
+
+    async def _open(self, message: IntakeMessage, options: dict[str, Any]) -> OpenJob:
+        """Make the job's registry row unless another worker did, announce it, and keep the
+        options the row holds."""
+        engine = self.runtime.engine
+        await asyncio.to_thread(
+            job_registry.ensure_job,
+            engine,
+            message.job_id,
+            message.tenant,
+            message.job_type,
+            options,
+            message.batch,
+        )
+        found = await asyncio.to_thread(job_registry.get_job, engine, message.job_id)
+        return await self._remember(message, found.options if found is not None else options)
+
+    async def _remember(self, message: IntakeMessage, options: Mapping[str, Any]) -> OpenJob:
+        """Announce the job (every worker that feeds it does, once: a worker that opened it
+        may have stopped before it could) and keep it."""
+        accepted = events.job_accepted(
+            message.job_id, message.job_type, message.tenant, options, upstream=True
+        )
+        delivery = await self.runtime.progress_topic.send(key=message.job_id, value=accepted)
+        await delivery
+        job = OpenJob(
+            message.job_id,
+            message.tenant,
+            JOB_TYPES[message.job_type],
+            message.batch,
+            dict(options),
+        )
+        self.open[message.job_id] = job
+        self._first_seen.pop(message.job_id, None)
+        return job

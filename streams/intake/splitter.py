@@ -1,0 +1,130 @@
+"""Records read from the input topics, re-split into chunks on the chunk topic.
+
+Each record goes to the chunk partition its identity hashes to (`partition_for`, as the API's
+splitter does), so a key's records from the API and from the topics are applied in the order
+they entered the chunk topic. Records gather per (job, chunk partition) and leave as a chunk when
+`chunkSize` are there or LINGER_SECONDS after the first. An input message's offset is done (may
+be committed) only once the chunk holding it is acknowledged; a worker that stops before reads
+it again, and the writer drops records that already have a result (streams/processing/
+transaction.py), so nothing is counted twice.
+
+Chunk indexes come from blocks of BLOCK reserved in the job's registry row, used in order by one
+intake process; progress counts an intake chunk once by its lane (index // BLOCK) and its
+position in the lane (streams/progress.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.clock import now_ms
+from streams.exports.signing import signing_key
+from streams.intake.batches import Batches, OpenJob
+from streams.intake.messages import IntakeMessage
+from streams.models import Chunk
+from streams.runtime import Runtime
+from streams.sink import jobs as job_registry
+from streams.split import partition_for
+from streams.wire.chunks import chunk_header, encode_chunk, raw_record
+from streams.wire.origin import ORIGIN_HEADER, origin_mark
+
+BLOCK = 64
+LINGER_SECONDS = 0.2
+
+Where = tuple[Any, int]  # (topic partition, offset) of an input message
+
+
+@dataclass
+class Gathering:
+    """Records of one job for one chunk partition, not sent yet."""
+
+    since: float = field(default_factory=time.monotonic)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    rows: set[int] = field(default_factory=set)
+    read_from: list[Where] = field(default_factory=list)
+
+
+class IntakeSplitter:
+    def __init__(self, runtime: Runtime, batches: Batches):
+        self.runtime = runtime
+        self.batches = batches
+        self._gathering: dict[tuple[str, int], Gathering] = {}
+        self._held: dict[str, list[tuple[IntakeMessage, Where]]] = {}  # batches awaiting begin
+        self._blocks: dict[str, tuple[int, int]] = {}  # job → (next index, end of its block)
+        self._key = signing_key(runtime.settings)
+
+    async def add(self, message: IntakeMessage, where: Where) -> None:
+        job = await self.batches.job_for(message)
+        if job is None:
+            self._held.setdefault(message.job_id, []).append((message, where))
+            return
+        await self._gather(job, message, where)
+
+    async def flush_due(self, everything: bool = False) -> None:
+        """Send what has lingered long enough; feed held records whose batch opened."""
+        for job_id in list(self._held):
+            first, _ = self._held[job_id][0]
+            job = await self.batches.job_for(first)
+            if job is not None:
+                for message, where in self._held.pop(job_id):
+                    await self._gather(job, message, where)
+        now = time.monotonic()
+        for key, gathering in list(self._gathering.items()):
+            if everything or now - gathering.since >= LINGER_SECONDS:
+                await self._send(key)
+
+    async def _gather(self, job: OpenJob, message: IntakeMessage, where: Where) -> None:
+        key = job.job_type.routing_key(message.fields) if message.fields is not None else None
+        partitions = self.runtime.state.chunk_partitions or self.runtime.settings.partitions
+        partition = partition_for(key if key is not None else str(message.row), partitions)
+        gathering = self._gathering.setdefault((job.job_id, partition), Gathering())
+        gathering.read_from.append(where)
+        if message.row in gathering.rows:  # the producer sent it twice: it is one record
+            return
+        gathering.rows.add(message.row)
+        gathering.records.append(raw_record(message.row, message.fields, message.error))
+        if len(gathering.records) >= job.options["chunkSize"]:
+            await self._send((job.job_id, partition))
+
+    async def _send(self, key: tuple[str, int]) -> None:
+        gathering = self._gathering.pop(key)
+        job = self.batches.open[key[0]]
+        index = await self._next_index(job.job_id)
+        chunk = Chunk(
+            job_id=job.job_id,
+            job_type=job.job_type.name,
+            tenant=job.tenant,
+            chunk_index=index,
+            partition=key[1],
+            partition_seq=index % BLOCK,
+            options=job.options,
+            records=gathering.records,
+            json_values=True,
+            lane=index // BLOCK,
+        )
+        headers = [
+            *chunk_header(chunk),
+            (ORIGIN_HEADER, origin_mark(self._key, job.tenant, job.job_id)),
+        ]
+        delivery = await self.runtime.chunk_topic.send(
+            key=f"{job.job_id}:{index}".encode(),
+            value=encode_chunk(chunk, submitted_at_ms=now_ms()),
+            partition=key[1],
+            headers=headers,
+        )
+        await delivery
+        for tp, offset in gathering.read_from:
+            self.runtime.commit_guard.done(tp, offset)
+
+    async def _next_index(self, job_id: str) -> int:
+        index, end = self._blocks.get(job_id, (0, 0))
+        if index >= end:
+            index = await asyncio.to_thread(
+                job_registry.allocate_chunks, self.runtime.engine, job_id, BLOCK
+            )
+            end = index + BLOCK
+        self._blocks[job_id] = (index + 1, end)
+        return index
