@@ -26,6 +26,7 @@ from streams.sink import results
 
 _ROW = re.compile(r"[0-9]{1,18}")  # a record number: a BIGINT
 STATUSES = ("queued", "active", "completed", "failed", "cancelled")
+MAX_BATCH_ID = 200  # characters of a producer's `sluice-batch` header
 ERROR_COLUMNS = ("error_row", "error_field", "error_reason")
 
 
@@ -34,6 +35,15 @@ def _choice(value: str | None, field: str, allowed: tuple[str, ...]) -> str | No
         return None
     if value not in allowed:
         raise RequestError(f"{field} must be one of {', '.join(allowed)}", field=field)
+    return value
+
+
+def _batch_id(value: str | None) -> str | None:
+    """`batchId`: a producer's batch id, 1 to MAX_BATCH_ID characters of any kind."""
+    if value is None:
+        return None
+    if not 1 <= len(value) <= MAX_BATCH_ID:
+        raise RequestError(f"batchId must be 1 to {MAX_BATCH_ID} characters long", field="batchId")
     return value
 
 
@@ -67,6 +77,7 @@ class ResultsApi:
         if job_type is not None and job_type not in JOB_TYPES:
             raise RequestError(f"unknown job type {job_type!r}", field="type")
         tenant = tenant_seen(request, query.get("tenant"))
+        batch_id = _batch_id(query.get("batchId"))
         page = await database(
             lambda: job_registry.list_jobs(
                 self.runtime.engine,
@@ -75,6 +86,7 @@ class ResultsApi:
                 job_type=job_type,
                 limit=page_limit(query.get("limit")),
                 after=after,
+                batch_id=batch_id,
             )
         )
         next_cursor = job_cursor(page.jobs[-1]) if page.more else None

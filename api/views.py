@@ -124,6 +124,7 @@ def job_view(
     completed = from_ms((state or {}).get("completedAt"))
     view["expiresAt"] = iso(expires_at(settings, view["status"], completed))
     view["resultsUrl"] = paths.results_url(job_id)
+    view["batchId"] = job.batch_id if job is not None else None
     return view
 
 
@@ -164,6 +165,8 @@ def job_item(job: JobRecord) -> dict[str, Any]:
         "completedAt": iso(job.completed_at),
         "expiresAt": iso(job.expires_at),
         "totalRecords": job.total_records,
+        "batchId": job.batch_id,
+        "origin": job.origin,
         "statusUrl": paths.job_url(job.id),
     }
 

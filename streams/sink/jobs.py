@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from streams.sink.tables import jobs
 
@@ -18,6 +19,20 @@ _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 CANCELLED = "cancelled"
 STOPPED = "stopped"  # stopOnError met a failed record
 ABORTED = "aborted"  # its upload broke off
+
+# Where a job came from (`sluice_jobs.origin`).
+API = "api"  # submitted to the HTTP API
+TOPIC = "topic"  # a producer's batch on an input topic
+
+MAX_CHUNK_INDEX = 2**31 - 1  # sluice_chunks.chunk_index is an INTEGER
+
+
+class UnknownJob(LookupError):
+    """The job has no registry row."""
+
+
+class ChunkIndexesExhausted(OverflowError):
+    """A job's chunk indexes would pass MAX_CHUNK_INDEX."""
 
 
 @dataclass(frozen=True)
@@ -34,10 +49,17 @@ class JobRecord:
     status: str | None = None
     completed_at: datetime | None = None
     expires_at: datetime | None = None
+    batch_id: str | None = None  # the producer's batch (topic jobs)
+    origin: str | None = None  # api | topic; None on rows from before the column
 
 
 def insert_job(
-    engine: Engine, job_id: str, tenant: str, job_type: str, options: dict[str, Any]
+    engine: Engine,
+    job_id: str,
+    tenant: str,
+    job_type: str,
+    options: dict[str, Any],
+    origin: str = API,
 ) -> None:
     with engine.begin() as connection:
         connection.execute(
@@ -47,8 +69,64 @@ def insert_job(
                 type=job_type,
                 options=json.dumps(options),
                 created_at=datetime.now(UTC),
+                origin=origin,
             )
         )
+
+
+def ensure_job(
+    engine: Engine,
+    job_id: str,
+    tenant: str,
+    job_type: str,
+    options: dict[str, Any],
+    batch_id: str | None,
+) -> bool:
+    """Register a topic job unless its row exists (INSERT ... ON CONFLICT (id) DO NOTHING: safe
+    for any number of workers at once); True when this call made the row. An existing row is
+    left as it is."""
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(jobs)
+        .values(
+            id=job_id,
+            tenant=tenant,
+            type=job_type,
+            options=json.dumps(options),
+            created_at=datetime.now(UTC),
+            batch_id=batch_id,
+            origin=TOPIC,
+        )
+        .on_conflict_do_nothing(index_elements=[jobs.c.id])
+        .returning(jobs.c.id)
+    )
+    with engine.begin() as connection:
+        return connection.execute(statement).first() is not None
+
+
+def allocate_chunks(engine: Engine, job_id: str, count: int) -> int:
+    """Reserve `count` consecutive chunk indexes of the job and return the first: one UPDATE
+    ... RETURNING, so concurrent callers (any worker) get disjoint blocks, and a block once
+    reserved is never given again, even if its caller crashes before using it."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, not {count}")
+    allocated = func.coalesce(jobs.c.chunks_allocated, 0)
+    statement = (
+        jobs.update()
+        .where(jobs.c.id == job_id, allocated + count <= MAX_CHUNK_INDEX + 1)
+        .values(chunks_allocated=allocated + count)
+        .returning(jobs.c.chunks_allocated)
+    )
+    with engine.begin() as connection:
+        end = connection.execute(statement).scalar()
+        if end is not None:
+            return int(end) - count
+        taken = connection.execute(select(allocated).where(jobs.c.id == job_id)).first()
+    if taken is None:
+        raise UnknownJob(f"no job {job_id!r} in the registry to allocate chunks of")
+    raise ChunkIndexesExhausted(
+        f"job {job_id}: {count} more chunk indexes after {taken[0]} would pass {MAX_CHUNK_INDEX}"
+    )
 
 
 def record_split(engine: Engine, job_id: str, total_records: int, total_chunks: int) -> None:
@@ -86,6 +164,8 @@ def _record(row: Any) -> JobRecord:
         status=row.status,
         completed_at=row.completed_at,
         expires_at=row.expires_at,
+        batch_id=row.batch_id,
+        origin=row.origin,
     )
 
 
@@ -155,12 +235,17 @@ def list_jobs(
     job_type: str | None,
     limit: int,
     after: tuple[datetime, str] | None,
+    batch_id: str | None = None,
 ) -> JobPage:
     """A tenant's jobs (None: every tenant's), newest first, by keyset on (created_at, id)
-    after `after`."""
+    after `after`; only those of the producer's batch `batch_id` when given."""
+    if batch_id is not None and "\x00" in batch_id and engine.dialect.name == "postgresql":
+        return JobPage([], False)  # no PostgreSQL text holds a NUL: no job has this batch
     query = select(jobs)
     if tenant is not None:
         query = query.where(jobs.c.tenant == tenant)
+    if batch_id is not None:
+        query = query.where(jobs.c.batch_id == batch_id)
     if status is not None:
         query = query.where(func.coalesce(jobs.c.status, "queued") == status)
     if job_type is not None:

@@ -69,8 +69,14 @@ jobs = Table(
     Column("status", String(16), doc="queued | active | completed | failed | cancelled"),
     Column("completed_at", DateTime(timezone=True)),
     Column("expires_at", DateTime(timezone=True)),
+    # where the job came from; a topic job is its producer's batch (the `sluice-batch` header).
+    # NULL on rows from before the columns.
+    Column("batch_id", String(200), doc="the producer's batch id (topic jobs)"),
+    Column("origin", String(16), doc="api | topic"),
+    Column("chunks_allocated", BigInteger, doc="intake chunks: the next free chunk index"),
     Index("sluice_jobs_listing", "tenant", "created_at", "id"),
     Index("sluice_jobs_expiry", "expires_at"),
+    Index("sluice_jobs_batch", "tenant", "batch_id"),
 )
 
 # The ledger of applied chunks: written in the chunk's own transaction, so a redelivered chunk

@@ -1,0 +1,160 @@
+"""The job registry's calls for topic jobs, on PostgreSQL and on SQLite: `ensure_job` makes a
+job's row once, whoever calls it and however many at once; `allocate_chunks` hands out disjoint
+consecutive blocks of chunk indexes, never one twice, and refuses a job it does not know or
+indexes past a chunk index's INTEGER; the listing finds jobs by batch id; a registry made before
+the columns gets them."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from sqlalchemy import Engine, inspect, text
+
+from streams.sink import jobs as job_registry
+from streams.sink.database import make_engine
+from streams.sink.tables import create_tables
+
+OPTIONS = {"chunkSize": 100, "validate": True}
+THREADS = 8
+T = TypeVar("T")
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "postgresql":
+        url = request.getfixturevalue("schema_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'sluice.db'}"
+    engine = make_engine(url, pool_size=THREADS)
+    yield engine
+    engine.dispose()
+
+
+def together(count: int, call: Callable[[int], T]) -> list[T]:
+    """`call(i)` from `count` threads released at once."""
+    start = threading.Barrier(count)
+
+    def one(i: int) -> T:
+        start.wait()
+        return call(i)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def new_job(engine: Engine, batch_id: str | None = "batch-1", tenant: str = "acme") -> str:
+    job_id = str(uuid.uuid4())
+    assert job_registry.ensure_job(engine, job_id, tenant, "user-import", OPTIONS, batch_id)
+    return job_id
+
+
+def test_ensure_job_makes_the_row_once_and_leaves_it_as_it_is(engine: Engine) -> None:
+    job_id = str(uuid.uuid4())
+    batch = "Lieferung №7 ✓"
+    assert job_registry.ensure_job(engine, job_id, "acme", "user-import", OPTIONS, batch)
+    first = job_registry.get_job(engine, job_id)
+    assert first is not None
+    assert (first.tenant, first.type, first.options) == ("acme", "user-import", OPTIONS)
+    assert (first.batch_id, first.origin, first.total_records) == (batch, "topic", None)
+    again = job_registry.ensure_job(engine, job_id, "other", "user-export", {"x": 1}, "other")
+    assert again is False
+    assert job_registry.get_job(engine, job_id) == first
+
+
+def test_one_of_many_concurrent_ensure_job_calls_makes_the_row(engine: Engine) -> None:
+    job_id = str(uuid.uuid4())
+    made = together(
+        THREADS,
+        lambda _: job_registry.ensure_job(engine, job_id, "acme", "user-import", OPTIONS, "b"),
+    )
+    assert sorted(made) == [False] * (THREADS - 1) + [True]
+    with engine.connect() as connection:
+        count = connection.execute(
+            text("SELECT count(*) FROM sluice_jobs WHERE id = :id"), {"id": job_id}
+        ).scalar()
+    assert count == 1
+
+
+def test_allocate_chunks_hands_out_consecutive_blocks(engine: Engine) -> None:
+    job_id = new_job(engine)
+    assert job_registry.allocate_chunks(engine, job_id, 1) == 0
+    assert job_registry.allocate_chunks(engine, job_id, 10) == 1
+    assert job_registry.allocate_chunks(engine, job_id, 5) == 11
+    other = new_job(engine)
+    assert job_registry.allocate_chunks(engine, other, 3) == 0  # each job counts its own
+
+
+def test_concurrent_allocations_are_disjoint(engine: Engine) -> None:
+    job_id = new_job(engine)
+    rounds, block = 5, 4
+
+    def take(_: int) -> list[int]:
+        return [job_registry.allocate_chunks(engine, job_id, block) for _ in range(rounds)]
+
+    firsts = [first for taken in together(THREADS, take) for first in taken]
+    indexes = sorted(i for first in firsts for i in range(first, first + block))
+    assert indexes == list(range(THREADS * rounds * block))
+
+
+def test_allocating_for_an_unknown_job_is_an_error(engine: Engine) -> None:
+    with pytest.raises(job_registry.UnknownJob, match="no job"):
+        job_registry.allocate_chunks(engine, str(uuid.uuid4()), 1)
+    with pytest.raises(ValueError, match="at least 1"):
+        job_registry.allocate_chunks(engine, new_job(engine), 0)
+
+
+def test_chunk_indexes_never_pass_an_integer(engine: Engine) -> None:
+    job_id = new_job(engine)
+    top = job_registry.MAX_CHUNK_INDEX
+    assert job_registry.allocate_chunks(engine, job_id, top) == 0  # 0 .. 2^31-2
+    with pytest.raises(job_registry.ChunkIndexesExhausted, match=str(top)):
+        job_registry.allocate_chunks(engine, job_id, 2)
+    assert job_registry.allocate_chunks(engine, job_id, 1) == top  # the last one, then none
+    with pytest.raises(job_registry.ChunkIndexesExhausted):
+        job_registry.allocate_chunks(engine, job_id, 1)
+
+
+def test_the_listing_finds_a_batchs_jobs(engine: Engine) -> None:
+    mine = new_job(engine, "b-1")
+    new_job(engine, "b-2")
+    theirs = new_job(engine, "b-1", tenant="other")
+    api_job = str(uuid.uuid4())
+    job_registry.insert_job(engine, api_job, "acme", "user-import", OPTIONS)
+
+    def listed(tenant: str | None, batch_id: str | None) -> set[str]:
+        page = job_registry.list_jobs(
+            engine, tenant, status=None, job_type=None, limit=10, after=None, batch_id=batch_id
+        )
+        return {job.id for job in page.jobs}
+
+    assert listed("acme", "b-1") == {mine}
+    assert listed(None, "b-1") == {mine, theirs}
+    assert listed("acme", "nothing") == set()
+    assert listed("acme", "nul\x00inside") == set()
+    assert len(listed("acme", None)) == 3
+    api = job_registry.get_job(engine, api_job)
+    assert api is not None and (api.origin, api.batch_id) == ("api", None)
+
+
+def test_a_registry_from_before_the_columns_gets_them(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("DROP INDEX sluice_jobs_batch"))
+        for column in ("batch_id", "origin", "chunks_allocated"):
+            connection.execute(text(f"ALTER TABLE sluice_jobs DROP COLUMN {column}"))
+    old = {c["name"] for c in inspect(engine).get_columns("sluice_jobs")}
+    assert "origin" not in old
+    create_tables(engine)
+    columns = {c["name"] for c in inspect(engine).get_columns("sluice_jobs")}
+    assert {"batch_id", "origin", "chunks_allocated"} <= columns
+    indexes = {i["name"] for i in inspect(engine).get_indexes("sluice_jobs")}
+    assert "sluice_jobs_batch" in indexes
+    job_id = new_job(engine)
+    assert job_registry.allocate_chunks(engine, job_id, 2) == 0
+    engine.dispose()
