@@ -90,6 +90,8 @@ def _batch(headers: dict[str, bytes]) -> str | None:
     batch = _text(headers, BATCH_HEADER)
     if batch is not None and not 1 <= len(batch) <= MAX_BATCH_ID:
         raise Refused(f"header {BATCH_HEADER} must be 1-{MAX_BATCH_ID} characters")
+    if batch is not None and "\x00" in batch:  # PostgreSQL text cannot hold it
+        raise Refused(f"header {BATCH_HEADER} must not contain a NUL character")
     return batch
 
 

@@ -85,6 +85,7 @@ def test_begin_and_end_carry_options_and_count() -> None:
         ({}, {"sluice_tenant": "mallory"}, "may not be named"),
         ({}, {"sluice_tenant": "bad tenant"}, "not a tenant name"),
         ({}, {"sluice_batch": "x" * 201}, "1-200 characters"),
+        ({}, {"sluice_batch": "a\x00b"}, "NUL"),
         ({"count": 1}, {"sluice_control": "end"}, "needs a sluice-batch"),
         ({"count": -1}, {"sluice_control": "end", "sluice_batch": "b"}, "count"),
         ({"options": []}, {"sluice_control": "begin", "sluice_batch": "b"}, "options"),
