@@ -216,10 +216,10 @@ def _note_waiting(state: State, body: dict, at_ms: int) -> bool:
 
 def _note_overflow(state: State) -> None:
     """An upstream job counting more records than its batch's end said fails."""
-    if state.get("ended") and state["records"] > state["totalRecords"] and not state["error"]:
-        state["error"] = (
-            f"the batch's end said {state['totalRecords']} records; {state['records']} arrived"
-        )
+    if state.get("upstream") and state.get("ended") and not state["error"]:
+        total, records = state["totalRecords"], state["records"]
+        if records > total:
+            state["error"] = f"the batch's end said {total} records; {records} arrived"
 
 
 def waiting_on(state: State | None) -> str | None:

@@ -10,7 +10,7 @@ import pytest
 from streams.agents.status import row_of
 from streams.exceptions import PoisonMessage
 from streams.models import Chunk, ChunkInfo, ChunkResult
-from streams.progress import State, apply_event, lane_key, status_of
+from streams.progress import State, apply_event, lane_key, new_state, status_of
 from streams.sink.ledger import content_digest
 from streams.wire import events
 from streams.wire.chunks import decode_chunk, encode_chunk
@@ -170,6 +170,16 @@ def test_more_records_than_the_end_said_fail_the_job() -> None:
     assert (status_of(later), later["error"]) == (
         "failed",
         "the batch's end said 15 records; 20 arrived",
+    )
+
+
+def test_the_end_and_the_records_before_the_job_accepted() -> None:
+    state = fold(outcome(new_state(JOB), 0, 12), events.batch_ended(JOB, 10))
+    assert status_of(state) == "active" and state["error"] is None  # not known upstream yet
+    state = fold(state, events.job_accepted(JOB, "user-import", "acme", {}, upstream=True))
+    assert (status_of(state), state["error"]) == (
+        "failed",
+        "the batch's end said 10 records; 12 arrived",
     )
 
 
