@@ -252,6 +252,7 @@ def dead_letter_details(letter: DeadLetter) -> dict[str, Any]:
         "chunkIndex": chunk.chunk_index,
         "partition": chunk.partition,
         "partitionSeq": chunk.partition_seq,
+        "lane": chunk.lane,
         "records": len(rows),
         "firstRow": min(rows, default=None),
         "lastRow": max(rows, default=None),

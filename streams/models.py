@@ -42,6 +42,9 @@ class Chunk:
     columns: tuple[str, ...] = ()
     #: Values keep JSON types (NDJSON and inline JSON uploads) rather than being text.
     json_values: bool = False
+    #: -1: a chunk the API split (progress by partition); >= 0: an intake chunk, whose progress
+    #: counts by lane (chunk index // 64) and its `partition_seq` within it (chunk index % 64)
+    lane: int = -1
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class ChunkInfo:
     options: dict[str, Any]
     rows: list[int] = field(repr=False)
     tenant: str = ""
+    lane: int = -1
 
     @classmethod
     def of(cls, chunk: Chunk) -> ChunkInfo:
@@ -68,6 +72,7 @@ class ChunkInfo:
             dict(chunk.options),
             [record["row"] for record in chunk.records],
             chunk.tenant,
+            chunk.lane,
         )
 
 

@@ -4,7 +4,9 @@ The state lives in a Faust table keyed by job id (streams/agents/progress.py) an
 JSON-able dict. Chunk outcomes may be delivered more than once (at-least-once everywhere), so
 the state remembers which chunks it has counted: per partition, the next expected
 `partitionSeq` plus the few seen out of order. A partition's chunks are processed in order, so
-this stays a handful of integers per partition however large the job is. Dead-lettered chunks
+this stays a handful of integers per partition however large the job is. Intake chunks (from
+the input topics) count by lane instead: a block of 64 chunk indexes one intake task uses in
+order (`lane_key`). Dead-lettered chunks
 are also kept by key with their counts, so the outcome of a replayed chunk replaces theirs
 exactly once. The API shapes a state into a job's status (api/views.py).
 """
@@ -16,6 +18,7 @@ from typing import Any
 
 from streams.wire.events import (
     ACCEPTED,
+    BATCH_ENDED,
     CHUNK_OUTCOME,
     CHUNK_WAITING,
     REPLAY_REQUESTED,
@@ -59,25 +62,40 @@ def new_state(job_id: str) -> State:
         "result": None,
         "resultBasis": None,
         "resultError": None,
+        # records from an input topic: the total is known once the batch's end says it
+        "upstream": False,
+        "ended": False,
     }
 
 
-def _counted(state: State, partition: int, seq: int) -> bool:
-    next_seq, pending = state["seen"].get(str(partition), (0, []))
+def lane_key(body: dict) -> str:
+    """What a chunk's `partitionSeq` counts within: its partition (a chunk the API split), or
+    `b<lane>` (an intake chunk: its block of chunk indexes). Keys `seen`, and with the sequence
+    (`<lane_key>:<partitionSeq>`) `deadLetters` and `waiting`."""
+    lane = body.get("lane", -1)
+    return str(body["partition"]) if lane < 0 else f"b{lane}"
+
+
+def _chunk_key(body: dict) -> str:
+    return f"{lane_key(body)}:{body['partitionSeq']}"
+
+
+def _counted(state: State, lane: str, seq: int) -> bool:
+    next_seq, pending = state["seen"].get(lane, (0, []))
     return seq < next_seq or seq in pending
 
 
-def _first_sighting(state: State, partition: int, seq: int) -> bool:
-    """Mark (partition, seq) as counted; False when it was counted before."""
+def _first_sighting(state: State, lane: str, seq: int) -> bool:
+    """Mark (lane, seq) as counted; False when it was counted before."""
     seen = state["seen"]
-    if _counted(state, partition, seq):
+    if _counted(state, lane, seq):
         return False
-    next_seq, pending = seen.get(str(partition), (0, []))
+    next_seq, pending = seen.get(lane, (0, []))
     pending = [*pending, seq]
     while next_seq in pending:
         pending.remove(next_seq)
         next_seq += 1
-    seen[str(partition)] = [next_seq, sorted(pending)]
+    seen[lane] = [next_seq, sorted(pending)]
     return True
 
 
@@ -94,6 +112,7 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
             options=json.loads(body["options"]),
             acceptedAt=updated["acceptedAt"] or at_ms,
             awaitsResult=bool(body.get("awaitsResult")),
+            upstream=bool(body.get("upstream")),
         )
     elif kind == SPLIT_COMPLETED:
         if updated["totalChunks"] is not None:
@@ -103,25 +122,21 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
             totalChunks=body["totalChunks"],
             unknownColumns=list(body["unknownColumns"]),
         )
+    elif kind == BATCH_ENDED:
+        if updated.get("ended"):
+            return current  # a second copy
+        updated.update(totalRecords=body["count"], ended=True)
     elif kind == SPLIT_FAILED:
         updated.update(error=body["reason"])
     elif kind == CHUNK_OUTCOME:
         if not _count_outcome(updated, body, at_ms):
             return current
-        updated["waiting"].pop(f"{body['partition']}:{body['partitionSeq']}", None)
+        updated["waiting"].pop(_chunk_key(body), None)
     elif kind == CHUNK_WAITING:
         if not _note_waiting(updated, body, at_ms):
             return current
     elif kind == REPLAY_REQUESTED:
-        changed = False
-        if at_ms > (updated.get("lastReplayAt") or 0):
-            updated["lastReplayAt"] = at_ms  # a replay waits for this before it answers
-            changed = True
-        parked = updated["deadLetters"].get(f"{body['partition']}:{body['partitionSeq']}")
-        if parked is not None and not parked.get("replaying"):  # else applied since, or a copy
-            parked["replaying"] = True
-            changed = True
-        if not changed:
+        if not _note_replay(updated, body, at_ms):
             return current
     elif kind == RESULT_READY:
         if body["basis"] != result_basis(updated) or has_current_result(updated):
@@ -133,6 +148,7 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
         )
     else:
         return current
+    _note_overflow(updated)
     finished = status_of(updated) in FINISHED
     if finished and updated["completedAt"] is None:
         updated["completedAt"] = at_ms
@@ -143,7 +159,7 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
 
 def _count_outcome(state: State, body: dict, at_ms: int) -> bool:
     """Count one chunk outcome into `state`; False when it changes nothing (a duplicate)."""
-    key = f"{body['partition']}:{body['partitionSeq']}"
+    key = _chunk_key(body)
     parked = state["deadLetters"]
     if key in parked:
         if body.get("deadLettered"):
@@ -162,7 +178,7 @@ def _count_outcome(state: State, body: dict, at_ms: int) -> bool:
         _sample_errors(state, body["errors"])
         _note_stop(state, body)
         return True
-    if not _first_sighting(state, body["partition"], body["partitionSeq"]):
+    if not _first_sighting(state, lane_key(body), body["partitionSeq"]):
         return False
     for name in COUNTS:
         state[name] += body[name]
@@ -176,13 +192,34 @@ def _count_outcome(state: State, body: dict, at_ms: int) -> bool:
     return True
 
 
+def _note_replay(state: State, body: dict, at_ms: int) -> bool:
+    """A dead-lettered chunk is published again; False when that changes nothing."""
+    changed = False
+    if at_ms > (state.get("lastReplayAt") or 0):
+        state["lastReplayAt"] = at_ms  # a replay waits for this before it answers
+        changed = True
+    parked = state["deadLetters"].get(_chunk_key(body))
+    if parked is not None and not parked.get("replaying"):  # else applied since, or a copy
+        parked["replaying"] = True
+        changed = True
+    return changed
+
+
 def _note_waiting(state: State, body: dict, at_ms: int) -> bool:
     """A chunk not counted yet waits; False when that changes nothing."""
-    key = f"{body['partition']}:{body['partitionSeq']}"
-    if key in state["waiting"] or _counted(state, body["partition"], body["partitionSeq"]):
+    key = _chunk_key(body)
+    if key in state["waiting"] or _counted(state, lane_key(body), body["partitionSeq"]):
         return False
     state["waiting"][key] = {"reason": body["reason"], "error": body["error"], "since": at_ms}
     return True
+
+
+def _note_overflow(state: State) -> None:
+    """An upstream job counting more records than its batch's end said fails."""
+    if state.get("upstream") and state.get("ended") and not state["error"]:
+        total, records = state["totalRecords"], state["records"]
+        if records > total:
+            state["error"] = f"the batch's end said {total} records; {records} arrived"
 
 
 def waiting_on(state: State | None) -> str | None:
@@ -223,22 +260,30 @@ def awaits_result(state: State | None) -> bool:
     """Every chunk of a job with a result is counted, and the result is still to be made."""
     if state is None or not state.get("awaitsResult") or has_current_result(state):
         return False
-    if state["totalChunks"] is None or state["chunksDone"] < state["totalChunks"]:
+    if not _all_counted(state):
         return False
     return not _replaying(state) and status_of(state) == "active"
+
+
+def _all_counted(state: State) -> bool:
+    """Every chunk of an API-split job counted; every record an upstream job's end said."""
+    if state.get("upstream"):
+        return bool(state.get("ended")) and state["records"] >= state["totalRecords"]
+    return state["totalChunks"] is not None and state["chunksDone"] >= state["totalChunks"]
 
 
 def status_of(state: State | None) -> str:
     """queued → active → completed; failed when the split broke off or stopOnError met a failed
     record; cancelled when a cancelled job's last chunk is accounted for. A job with a result
-    stays active after its last chunk until the result is made (failed if it cannot be)."""
+    stays active after its last chunk until the result is made (failed if it cannot be). An
+    upstream job's last chunk is the one that brings its records to its batch's end count."""
     if state is None:
         return "queued"
     if state["error"]:
         return "failed"
     if _replaying(state):
         return "active"
-    if state["totalChunks"] is not None and state["chunksDone"] >= state["totalChunks"]:
+    if _all_counted(state):
         if state.get("stopped") == "cancelled":
             return "cancelled"
         if state["options"].get("stopOnError") and state["failed"]:

@@ -32,7 +32,10 @@ Row = tuple[str, int | None, tuple[int, int] | None]
 
 def row_of(state: State) -> Row:
     totals = None
-    if state["totalChunks"] is not None:
+    if state.get("upstream"):  # known once its batch ended; the chunks are those counted
+        if state.get("ended"):
+            totals = (state["totalRecords"], state["chunksDone"])
+    elif state["totalChunks"] is not None:
         totals = (state["totalRecords"], state["totalChunks"])
     return status_of(state), state["completedAt"], totals
 

@@ -6,7 +6,8 @@ outcome back instead of being applied again.
 
 The row also keeps a digest of what was applied (`content_digest`), so that a chunk reusing a
 (job, chunk index) pair with other content is not taken for a redelivery. The digest covers what
-a redelivery or a replay sends again unchanged: job type, tenant, partition and sequence,
+a redelivery or a replay sends again unchanged: job type, tenant, partition and sequence, lane
+(intake chunks only: the digests of split chunks, lane -1, are those written before lanes),
 options and every record (row, fields, error). It leaves out what may legitimately change
 between sends of the same chunk: the `attempt` counter, `submittedAt`, Kafka headers, and the
 encoding (schema version, column order), as it is taken over the decoded chunk.
@@ -39,6 +40,8 @@ class Entry(NamedTuple):
 def content_digest(chunk: Chunk) -> str:
     """SHA-256 (hex) of what a chunk applies; equal for every resend of the same chunk."""
     head = [chunk.job_type, chunk.tenant, chunk.partition, chunk.partition_seq, chunk.options]
+    if chunk.lane >= 0:  # an intake chunk; a split chunk's digest stays what it always was
+        head.append(chunk.lane)
     records = [[r["row"], r["fields"], r["error"]] for r in chunk.records]
     return hashlib.sha256(_canonical([head, records]).encode()).hexdigest()
 

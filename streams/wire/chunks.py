@@ -3,10 +3,11 @@
 From version 3 a chunk lists its column names once and each record's values as strings in that
 order: encoding a map of five-branch unions per record cost ~16 µs, this costs ~2.5 µs. Values
 of JSON uploads keep their types as JSON text (`jsonValues`; an absent key is `null`). Versions
-1 and 2 (a map per record) still decode.
+1 and 2 (a map per record) still decode. Version 4 adds `lane` (-1 when older): >= 0 marks an
+intake chunk, whose progress counts by lane rather than by partition (streams/progress.py).
 
 Decoding checks what names the chunk before anything else may use it: a job id that is not a
-canonical UUID, a chunk index, partition or sequence out of range, or a tenant outside the
+canonical UUID, a chunk index, partition, sequence or lane out of range, or a tenant outside the
 tenant rule is PoisonMessage naming the field (dead-lettered at once, counted in no job). A
 record whose values do not match the columns, or are not JSON where they should be, fails
 alone: it decodes with `fields` None and an `error` saying why, like an unreadable upload row.
@@ -87,6 +88,7 @@ def encode_chunk(chunk: Chunk, *, submitted_at_ms: int = 0) -> bytes:
             "submittedAt": submitted_at_ms,
             "columns": columns,
             "jsonValues": typed,
+            "lane": chunk.lane,
         },
     )
 
@@ -119,7 +121,7 @@ def _check_identity(record: Mapping[str, Any]) -> None:
             f"jobId {job_id[:64]!r} ({len(job_id)} characters) is not a canonical UUID "
             "(36 characters: lowercase hex 8-4-4-4-12)"
         )
-    for name, least in (("chunkIndex", 0), ("partitionSeq", 0), ("partition", -1)):
+    for name, least in (("chunkIndex", 0), ("partitionSeq", 0), ("partition", -1), ("lane", -1)):
         if not least <= record[name] <= MAX_INT:
             raise PoisonMessage(f"{name} {record[name]} is out of range ({least} to 2^31-1)")
     tenant = record["tenant"]
@@ -160,6 +162,7 @@ def decode_chunk(data: bytes | None) -> Chunk:
         attempt=record["attempt"],
         columns=tuple(columns),
         json_values=typed,
+        lane=record["lane"],
     )
 
 

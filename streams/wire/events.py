@@ -18,6 +18,7 @@ REPLAY_REQUESTED = "sluice.ReplayRequested"
 RESULT_READY = "sluice.ResultReady"
 JOB_REMOVED = "sluice.JobRemoved"
 CHUNK_WAITING = "sluice.ChunkWaiting"
+BATCH_ENDED = "sluice.BatchEnded"
 
 
 def _encode(job_id: str, kind: str, body: dict[str, Any]) -> bytes:
@@ -31,12 +32,16 @@ def job_accepted(
     options: Mapping[str, Any],
     *,
     awaits_result: bool = False,
+    upstream: bool = False,
 ) -> bytes:
+    """`upstream`: the job's records come from an input topic; its total is known only from its
+    BatchEnded."""
     body = {
         "jobType": job_type,
         "tenant": tenant,
         "options": json.dumps(options),
         "awaitsResult": awaits_result,
+        "upstream": upstream,
     }
     return _encode(job_id, ACCEPTED, body)
 
@@ -66,6 +71,7 @@ def chunk_outcome(
             "chunkIndex": chunk.chunk_index,
             "partition": chunk.partition,
             "partitionSeq": chunk.partition_seq,
+            "lane": chunk.lane,
             "records": result.records,
             "successful": result.successful,
             "failed": result.failed,
@@ -85,6 +91,7 @@ def chunk_waiting(chunk: Chunk | ChunkInfo, reason: str, error: str) -> bytes:
         "chunkIndex": chunk.chunk_index,
         "partition": chunk.partition,
         "partitionSeq": chunk.partition_seq,
+        "lane": chunk.lane,
         "reason": reason,
         "error": error,
     }
@@ -101,6 +108,7 @@ def replay_requested(chunk: Chunk | ChunkInfo, dead_letter_id: str) -> bytes:
             "chunkIndex": chunk.chunk_index,
             "partition": chunk.partition,
             "partitionSeq": chunk.partition_seq,
+            "lane": chunk.lane,
             "deadLetter": dead_letter_id,
         },
     )
@@ -116,6 +124,11 @@ def result_ready(
         "error": error,
     }
     return _encode(job_id, RESULT_READY, body)
+
+
+def batch_ended(job_id: str, count: int) -> bytes:
+    """An upstream batch's end message said it has `count` records: the job's total."""
+    return _encode(job_id, BATCH_ENDED, {"count": count})
 
 
 def job_removed(job_id: str, reason: str) -> bytes:

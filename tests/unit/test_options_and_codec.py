@@ -160,7 +160,7 @@ def test_a_version_1_chunk_decodes_with_version_2_defaults() -> None:
 def test_a_version_3_chunk_round_trips() -> None:
     chunk = Chunk(JOB, "user-import", "acme", 12, 3, 4, {"chunkSize": 500}, RECORDS[:2], 2)
     data = encode_chunk(chunk, submitted_at_ms=1_700_000_000_000)
-    assert codec().schema_id_of(data) == 3
+    assert codec().schema_id_of(data) == 4  # version 3's layout, and a lane
     decoded = decode_chunk(data)
     assert (decoded.columns, decoded.json_values) == (("email", "name", "age"), True)
     assert replace(decoded, columns=(), json_values=False) == chunk
@@ -191,9 +191,9 @@ def test_typed_json_values_and_unreadable_records_round_trip() -> None:
     }
 
 
-def test_the_newest_chunk_schema_is_version_3() -> None:
+def test_the_newest_chunk_schema_is_version_4() -> None:
     latest = codec().latest(CHUNK)
-    assert (latest.schema_id, latest.version) == (3, 3)
+    assert (latest.schema_id, latest.version) == (4, 4)
 
 
 @pytest.mark.parametrize(
@@ -222,7 +222,7 @@ def test_a_truncated_chunk_is_poison() -> None:
 
 def test_a_progress_event_given_as_a_chunk_is_poison() -> None:
     frame = events.split_failed("job-1", "boom")
-    assert codec().schema_id_of(frame) == 106
+    assert codec().schema_id_of(frame) == 107
     with pytest.raises(PoisonMessage, match=r"is a sluice\.ProgressEvent, expected sluice\.Chunk"):
         decode_chunk(frame)
 
