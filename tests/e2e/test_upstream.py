@@ -142,10 +142,10 @@ def test_records_without_a_batch_join_the_standing_job_of_the_day(stack: Stack) 
     out.flush()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        status, listing = http("GET", f"{worker.url}/api/batch/jobs")
+        _, listing = http("GET", f"{worker.url}/api/batch/jobs")
         jobs = [j for j in listing["items"] if j.get("origin") == "topic"]
         if jobs:
-            status, view = http("GET", f"{worker.url}/api/batch/jobs/{jobs[0]['jobId']}")
+            _, view = http("GET", f"{worker.url}/api/batch/jobs/{jobs[0]['jobId']}")
             if view["progress"]["processed"] == 51:
                 break
         time.sleep(0.5)
