@@ -35,12 +35,16 @@ class OpenJob:
     options: dict[str, Any]
 
 
+LOOK_EVERY_SECONDS = 0.1  # how often a waiting batch's registry row is looked for
+
+
 class Batches:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
         self.wait = runtime.settings.batch_wait
         self.open: dict[str, OpenJob] = {}
         self._first_seen: dict[str, float] = {}
+        self._looked: dict[str, float] = {}  # when the registry was last asked for a batch
 
     async def begin(self, message: IntakeMessage) -> None:
         """A batch's `begin`: open its job with these options; Refused if it opened with
@@ -65,12 +69,15 @@ class Batches:
             return job
         if message.batch is None:
             return await self._open(message, self._defaults(message))
-        found = await asyncio.to_thread(job_registry.get_job, self.runtime.engine, message.job_id)
-        if found is not None:
-            return await self._remember(message, found.options)
-        first = self._first_seen.setdefault(message.job_id, time.monotonic())
-        if time.monotonic() - first < self.wait:
-            return None
+        now = time.monotonic()
+        first = self._first_seen.setdefault(message.job_id, now)
+        if now - first < self.wait:
+            if now - self._looked.get(message.job_id, 0.0) < LOOK_EVERY_SECONDS:
+                return None
+            self._looked[message.job_id] = now
+            engine = self.runtime.engine
+            found = await asyncio.to_thread(job_registry.get_job, engine, message.job_id)
+            return None if found is None else await self._remember(message, found.options)
         return await self._open(message, self._defaults(message))
 
     def _defaults(self, message: IntakeMessage) -> dict[str, Any]:
@@ -109,4 +116,5 @@ class Batches:
         )
         self.open[message.job_id] = job
         self._first_seen.pop(message.job_id, None)
+        self._looked.pop(message.job_id, None)
         return job

@@ -55,22 +55,42 @@ class IntakeSplitter:
         self._held: dict[str, list[tuple[IntakeMessage, Where]]] = {}  # batches awaiting begin
         self._blocks: dict[str, tuple[int, int]] = {}  # job → (next index, end of its block)
         self._key = signing_key(runtime.settings)
+        # the agents and the linger timer take turns: a chunk is sent whole before the next
+        # one of the same key is cut, so a key's chunks reach the chunk topic in order
+        self._turn = asyncio.Lock()
 
     async def add(self, message: IntakeMessage, where: Where) -> None:
+        async with self._turn:
+            await self._add(message, where)
+
+    async def _add(self, message: IntakeMessage, where: Where) -> None:
+        held = self._held.get(message.job_id)
+        if held is not None:  # behind records held before it: keep their order
+            held.append((message, where))
+            await self._release(message.job_id)
+            return
         job = await self.batches.job_for(message)
         if job is None:
-            self._held.setdefault(message.job_id, []).append((message, where))
+            self._held[message.job_id] = [(message, where)]
             return
         await self._gather(job, message, where)
 
+    async def _release(self, job_id: str) -> None:
+        """Gather a batch's held records, in the order they were read, once it is open."""
+        first, _ = self._held[job_id][0]
+        job = await self.batches.job_for(first)
+        if job is not None:
+            for message, where in self._held.pop(job_id):
+                await self._gather(job, message, where)
+
     async def flush_due(self, everything: bool = False) -> None:
         """Send what has lingered long enough; feed held records whose batch opened."""
+        async with self._turn:
+            await self._flush_due(everything)
+
+    async def _flush_due(self, everything: bool) -> None:
         for job_id in list(self._held):
-            first, _ = self._held[job_id][0]
-            job = await self.batches.job_for(first)
-            if job is not None:
-                for message, where in self._held.pop(job_id):
-                    await self._gather(job, message, where)
+            await self._release(job_id)
         now = time.monotonic()
         for key, gathering in list(self._gathering.items()):
             if everything or now - gathering.since >= LINGER_SECONDS:

@@ -21,6 +21,7 @@ from streams.memory import tune_gc
 from streams.models import Chunk, ChunkInfo, ChunkResult
 from streams.processing.policy import Failure, classify
 from streams.processing.transaction import apply_once
+from streams.sink import jobs as job_registry
 from streams.sink.database import make_engine
 from streams.sink.sessions import (
     LOCK_NOT_AVAILABLE,
@@ -127,6 +128,15 @@ def chunk_keys(chunk: Chunk) -> frozenset[str]:
     return frozenset(keys)
 
 
+def _check_known_job(engine: Engine, chunk: Chunk) -> None:
+    """A chunk Sluice did not mark must name a job Sluice made (the chunk topic is internal)."""
+    if job_registry.get_job(engine, chunk.job_id) is None:
+        raise PoisonMessage(
+            f"jobId: job {chunk.job_id} was not created by Sluice; the chunk topic is internal: "
+            "produce records to the input topics (docs/upstream.md)"
+        )
+
+
 def apply_raw(
     data: bytes,
     engine: Engine | None = None,
@@ -142,7 +152,9 @@ def apply_raw(
         chunk = decode_chunk(data)
         if tenants is not None:
             tenants.check(chunk)
-    except PoisonMessage as exc:
+            if not tenants.vouches(chunk):
+                _check_known_job(engine, chunk)
+    except Exception as exc:  # poison, or the registry away: counted in no job (yet)
         raise ApplyFailed(None, classify(exc)) from None
     info = ChunkInfo.of(chunk)
     if blocked:

@@ -65,8 +65,12 @@ class TenantCheck:
     def of(cls, key: bytes, headers: Any, upstream: Iterable[str]) -> TenantCheck:
         return cls(vouched(key, headers), frozenset(upstream))
 
+    def vouches(self, chunk: Chunk) -> bool:
+        """Sluice's API or intake made this chunk, for this tenant and job."""
+        return self.vouched == (chunk.tenant, chunk.job_id)
+
     def check(self, chunk: Chunk) -> None:
-        if self.vouched == (chunk.tenant, chunk.job_id) or chunk.tenant in self.upstream:
+        if self.vouches(chunk) or chunk.tenant in self.upstream:
             return
         raise TenantNotAllowed(
             f"the chunk names tenant {chunk.tenant[:64]!r}, which its producer may not act for "

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 
 from streams.jobtypes.user_import import UserImport
 from streams.models import Chunk
+from streams.sink.jobs import ensure_job
 from streams.wire.chunks import encode_chunk
 from tests.support.kafka_io import emails_on_one_partition, eventually, produce
 from tests.support.workers import REPO, Stack, Worker, http
@@ -131,7 +132,11 @@ def _upstream_chunk(job_id: str, partition: int, seq: int, emails: list[str]) ->
     return encode_chunk(chunk)
 
 
-def _produce_upstream(stack: Stack, job_id: str, chunks: int, per_chunk: int) -> dict[str, Any]:
+def _produce_upstream(
+    stack: Stack, db: Engine, job_id: str, chunks: int, per_chunk: int
+) -> dict[str, Any]:
+    """Chunks of a job an older Sluice made (in the registry, without origin marks)."""
+    ensure_job(db, job_id, "default", "user-import", UPSTREAM_OPTIONS, None)
     partition, emails = emails_on_one_partition(chunks * per_chunk, f"up-{job_id[:8]}-")
     groups = [emails[i * per_chunk : (i + 1) * per_chunk] for i in range(chunks)]
     messages = [
@@ -364,7 +369,7 @@ def test_an_upstream_chunk_that_fails_is_dead_lettered_and_replays_the_same_way(
     worker = stack.worker(None).wait_ready()
     _sql(db, RAISING, TRIGGER)
     job_id = str(uuid.uuid4())
-    sent = _produce_upstream(stack, job_id, chunks=1, per_chunk=3)
+    sent = _produce_upstream(stack, db, job_id, chunks=1, per_chunk=3)
 
     (item,) = _wait_dead_lettered(worker, job_id, 1)
     assert item["jobId"] == job_id and item["chunkIndex"] == 0 and item["attempts"] == 1
@@ -402,7 +407,7 @@ def test_the_cli_lists_shows_and_replays(stack: Stack, db: Engine) -> None:
     worker = stack.worker(None).wait_ready()
     _sql(db, RAISING, TRIGGER)
     job_id = str(uuid.uuid4())
-    sent = _produce_upstream(stack, job_id, chunks=3, per_chunk=2)
+    sent = _produce_upstream(stack, db, job_id, chunks=3, per_chunk=2)
     items = _wait_dead_lettered(worker, job_id, 3)
     ids = [item["id"] for item in items]
 

@@ -1,7 +1,8 @@
 """The chunk topic's wire contract, against a real broker, a real worker and real PostgreSQL.
 
 Chunks are produced straight to the chunk topic, as an upstream producer (or an older Sluice)
-would, so these tests check what the worker does with bytes, not what the API sends.
+would, so these tests check what the worker does with bytes, not what the API sends. The topic
+is internal: a chunk Sluice did not mark must name a job in its registry (`made_by_sluice`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import Engine, text
 
 from streams.jobtypes.user_import import UserImport
 from streams.models import Chunk
+from streams.sink.jobs import ensure_job
 from streams.wire.chunks import encode_chunk
 from streams.wire.codec import CHUNK, codec
 from streams.wire.origin import ORIGIN_HEADER, origin_mark
@@ -22,6 +24,11 @@ from tests.support.kafka_io import emails_on_one_partition, eventually, produce,
 from tests.support.workers import Stack
 
 OPTIONS = UserImport().parse_options({"chunkSize": 100})
+
+
+def made_by_sluice(db: Engine, job_id: str, tenant: str = "default") -> None:
+    """The registry row Sluice makes for a job (as an older Sluice's API made it)."""
+    ensure_job(db, job_id, tenant, "user-import", OPTIONS, None)
 
 
 def users_of(db: Engine, job_id: str) -> dict[str, tuple[Any, ...]]:
@@ -47,6 +54,7 @@ def ledger_row(db: Engine, job_id: str) -> Any:
 def test_a_chunk_of_the_previous_schema_version_is_applied(stack: Stack, db: Engine) -> None:
     stack.worker().wait_ready()
     job_id = str(uuid.uuid4())
+    made_by_sluice(db, job_id)
     partition, emails = emails_on_one_partition(2, "v1-")
     v1_record = {
         "jobId": job_id,
@@ -90,6 +98,7 @@ def test_a_poison_message_is_dead_lettered_and_does_not_block_its_partition(
     stack.worker().wait_ready()
     chunk_topic = f"{stack.app_id}.chunks"
     job_id = str(uuid.uuid4())
+    made_by_sluice(db, job_id)
     partition, (email,) = emails_on_one_partition(1, "after-poison-")
     garbage = b"\xde\xad\xbe\xef not a Sluice chunk \x00\x01\x02"
     valid = Chunk(
@@ -153,6 +162,8 @@ def test_an_upstream_chunk_acts_only_for_the_tenants_its_topic_allows(
     mallory_job, mallory_chunk = chunk_of("mallory", emails[0])
     forged_job, forged_chunk = chunk_of("alice", emails[1])
     acme_job, acme_chunk = chunk_of("acme", emails[2])
+    for job, tenant in ((mallory_job, "mallory"), (forged_job, "alice"), (acme_job, "acme")):
+        made_by_sluice(db, job, tenant)  # refused for their tenant, not for an unknown job
     servers = stack.bootstrap_servers
     forged = [
         (ORIGIN_HEADER, origin_mark(b"not the workers' signing key......", "alice", forged_job))
@@ -185,6 +196,8 @@ def test_a_chunk_reusing_an_applied_pair_with_other_content_is_dead_lettered(
     servers = stack.bootstrap_servers
     partition, emails = emails_on_one_partition(3, "reused-")
     job_id, later_job = str(uuid.uuid4()), str(uuid.uuid4())
+    made_by_sluice(db, job_id)
+    made_by_sluice(db, later_job)
 
     def chunk_of(job: str, row: int, email: str) -> bytes:
         record = {"row": row, "fields": {"email": email, "name": f"Row {row}"}, "error": None}
@@ -219,3 +232,37 @@ def test_a_chunk_reusing_an_applied_pair_with_other_content_is_dead_lettered(
             text("SELECT row_no FROM sluice_results WHERE job_id = :job"), {"job": job_id}
         ).all()
     assert rows == [1]  # the reused pair's record was counted nowhere
+
+
+def test_a_chunk_naming_a_job_sluice_did_not_create_is_dead_lettered(
+    stack: Stack, db: Engine
+) -> None:
+    """The chunk topic is internal: an unmarked chunk of a job that is not in the registry is
+    dead-lettered at once saying so, counted in no job; the next chunk is applied."""
+    stack.worker().wait_ready()
+    chunk_topic, servers = f"{stack.app_id}.chunks", stack.bootstrap_servers
+    partition, emails = emails_on_one_partition(2, "unknown-job-")
+    stranger, known = str(uuid.uuid4()), str(uuid.uuid4())
+    made_by_sluice(db, known)
+
+    def chunk_of(job: str, email: str) -> bytes:
+        record = {"row": 1, "fields": {"email": email, "name": "X"}, "error": None}
+        return encode_chunk(
+            Chunk(job, "user-import", "default", 0, partition, 0, OPTIONS, [record])
+        )
+
+    messages = [
+        (b"stranger", chunk_of(stranger, emails[0])),
+        (b"known", chunk_of(known, emails[1])),
+    ]
+    asyncio.run(produce(servers, chunk_topic, partition, messages))
+
+    assert eventually(lambda: users_of(db, known), "the chunk of a job Sluice made")
+    dead = asyncio.run(
+        read_topic(servers, f"{chunk_topic}.dlq", lambda r: r.key == b"stranger", timeout=30)
+    )
+    headers = dict(dead.headers)
+    assert headers["sluice-error-class"] == b"PoisonMessage"
+    assert b"was not created by Sluice" in headers["sluice-error-message"]
+    assert "sluice-job-id" not in headers
+    assert users_of(db, stranger) == {} and ledger_row(db, stranger) is None
