@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     # split by the API, which vouches for its caller's tenant) may act for, comma-separated.
     upstream_tenants: str = "default"
     # seconds a batch's records wait for its begin message before it opens with default options
-    batch_wait: float = Field(2.0, ge=0, le=600)
+    batch_wait: float = Field(10.0, ge=0, le=600)
     data_dir: Path = Path(".sluice")
     # Chunk processing. A writer process applying one chunk for longer than chunk_timeout is
     # stopped and the chunk retried; chunks in flight (and partitions without progress) for

@@ -9,9 +9,12 @@ import logging
 from streams.progress import State
 from streams.retry import backoff_delay
 from streams.runtime import Runtime
+from streams.sink import jobs as job_registry
+from streams.sink.faults import database_away
 from streams.wire.outcomes import outcome_event, status_change
 
 log = logging.getLogger(__name__)
+MAX_REMEMBERED = 10_000
 
 
 class OutcomePublisher:
@@ -21,12 +24,28 @@ class OutcomePublisher:
 
     def __init__(self, runtime: Runtime):
         self.topic = runtime.outcome_topic
+        self.engine = runtime.engine
+        self._batches: dict[str, str | None] = {}
+
+    async def _batch_of(self, job_id: str) -> str | None:
+        """The job's batch id, from the registry (None for API jobs, or while it is away)."""
+        if job_id not in self._batches:
+            try:
+                job = await asyncio.to_thread(job_registry.get_job, self.engine, job_id)
+            except Exception as exc:
+                if not database_away(exc):
+                    raise
+                return None
+            if len(self._batches) > MAX_REMEMBERED:
+                self._batches.clear()
+            self._batches[job_id] = job.batch_id if job is not None else None
+        return self._batches[job_id]
 
     async def changed(self, job_id: str, current: State | None, updated: State, at_ms: int) -> None:
         change = status_change(current, updated)
         if change is None:
             return
-        value = outcome_event(job_id, updated, change[0], at_ms)
+        value = outcome_event(job_id, updated, change[0], at_ms, await self._batch_of(job_id))
         attempt = 0
         while True:  # Kafka away: so is every other topic; wait for it here, visibly
             try:

@@ -12,18 +12,24 @@ the standing job of their day, opened at once with default options.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streams.clock import now_ms
 from streams.exceptions import OptionError
 from streams.intake.messages import IntakeMessage, Refused
 from streams.jobtypes import JOB_TYPES
 from streams.jobtypes.base import JobType
+from streams.progress import FINISHED
 from streams.runtime import Runtime
 from streams.sink import jobs as job_registry
 from streams.wire import events
+from streams.wire.outcomes import batch_reused_event
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,6 +51,7 @@ class Batches:
         self.open: dict[str, OpenJob] = {}
         self._first_seen: dict[str, float] = {}
         self._looked: dict[str, float] = {}  # when the registry was last asked for a batch
+        self._finished: dict[str, str] = {}  # batches whose job finished: their status
 
     async def begin(self, message: IntakeMessage) -> None:
         """A batch's `begin`: open its job with these options; Refused if it opened with
@@ -62,8 +69,9 @@ class Batches:
                 "produce begin before the records"
             )
 
-    async def job_for(self, message: IntakeMessage) -> OpenJob | None:
-        """The open job a record belongs to; None while its batch waits for its begin."""
+    async def job_for(self, message: IntakeMessage, *, at_once: bool = False) -> OpenJob | None:
+        """The open job a record belongs to; None while its batch waits for its begin
+        (`at_once`: it waits no longer)."""
         job = self.open.get(message.job_id)
         if job is not None:
             return job
@@ -71,7 +79,7 @@ class Batches:
             return await self._open(message, self._defaults(message))
         now = time.monotonic()
         first = self._first_seen.setdefault(message.job_id, now)
-        if now - first < self.wait:
+        if now - first < self.wait and not at_once:
             if now - self._looked.get(message.job_id, 0.0) < LOOK_EVERY_SECONDS:
                 return None
             self._looked[message.job_id] = now
@@ -79,6 +87,23 @@ class Batches:
             found = await asyncio.to_thread(job_registry.get_job, engine, message.job_id)
             return None if found is None else await self._remember(message, found.options)
         return await self._open(message, self._defaults(message))
+
+    async def finished(self, job: OpenJob) -> str | None:
+        """The status of a batch's job if it has finished (then nothing more is applied to
+        it); None while it runs, and always for a standing job."""
+        if job.batch is None:
+            return None
+        if job.job_id not in self._finished:
+            found = await asyncio.to_thread(job_registry.get_job, self.runtime.engine, job.job_id)
+            if found is None or found.status not in FINISHED:
+                return None
+            self._finished[job.job_id] = found.status
+            reused = batch_reused_event(
+                job.job_id, job.job_type.name, job.tenant, job.batch, found.status, now_ms()
+            )
+            log.warning("batch %r of job %s came again after it finished", job.batch, job.job_id)
+            await (await self.runtime.outcome_topic.send(key=job.job_id.encode(), value=reused))
+        return self._finished[job.job_id]
 
     def _defaults(self, message: IntakeMessage) -> dict[str, Any]:
         return JOB_TYPES[message.job_type].parse_options({})

@@ -33,6 +33,7 @@ from streams.wire.origin import ORIGIN_HEADER, origin_mark
 
 BLOCK = 64
 LINGER_SECONDS = 0.2
+MAX_HELD = 200_000  # records held for their batches' begin, in all: past it the oldest opens
 
 Where = tuple[Any, int]  # (topic partition, offset) of an input message
 
@@ -76,9 +77,12 @@ class IntakeSplitter:
         await self._gather(job, message, where)
 
     async def _release(self, job_id: str) -> None:
-        """Gather a batch's held records, in the order they were read, once it is open."""
+        """Gather a batch's held records, in the order they were read, once it is open (the
+        oldest batch held opens at once when too many records are held: memory is bounded)."""
         first, _ = self._held[job_id][0]
-        job = await self.batches.job_for(first)
+        too_many = sum(len(held) for held in self._held.values()) > MAX_HELD
+        oldest = next(iter(self._held)) == job_id
+        job = await self.batches.job_for(first, at_once=too_many and oldest)
         if job is not None:
             for message, where in self._held.pop(job_id):
                 await self._gather(job, message, where)
@@ -112,13 +116,19 @@ class IntakeSplitter:
     async def _send(self, key: tuple[str, int]) -> None:
         gathering = self._gathering.pop(key)
         job = self.batches.open[key[0]]
+        if await self.batches.finished(job) is None:
+            await self._produce(job, key[1], gathering)
+        for tp, offset in gathering.read_from:
+            self.runtime.commit_guard.done(tp, offset)
+
+    async def _produce(self, job: OpenJob, partition: int, gathering: Gathering) -> None:
         index = await self._next_index(job.job_id)
         chunk = Chunk(
             job_id=job.job_id,
             job_type=job.job_type.name,
             tenant=job.tenant,
             chunk_index=index,
-            partition=key[1],
+            partition=partition,
             partition_seq=index % BLOCK,
             options=job.options,
             records=gathering.records,
@@ -132,12 +142,10 @@ class IntakeSplitter:
         delivery = await self.runtime.chunk_topic.send(
             key=f"{job.job_id}:{index}".encode(),
             value=encode_chunk(chunk, submitted_at_ms=now_ms()),
-            partition=key[1],
+            partition=partition,
             headers=headers,
         )
         await delivery
-        for tp, offset in gathering.read_from:
-            self.runtime.commit_guard.done(tp, offset)
 
     async def _next_index(self, job_id: str) -> int:
         index, end = self._blocks.get(job_id, (0, 0))

@@ -18,13 +18,20 @@ from streams.progress import FINISHED, State, status_of
 SCHEMA = "sluice.JobOutcome/1"
 
 
-def outcome_event(job_id: str, state: State, previous: str | None, at_ms: int) -> bytes:
+STATUS, BATCH_REUSED = "status", "batchReused"
+
+
+def outcome_event(
+    job_id: str, state: State, previous: str | None, at_ms: int, batch_id: str | None = None
+) -> bytes:
     """The event saying that `job_id`, whose state this is, went from `previous` (None: it is
     new) to its state's status."""
     status = status_of(state)
     body: dict[str, Any] = {
         "schema": SCHEMA,
+        "event": STATUS,
         "jobId": job_id,
+        "batchId": batch_id,
         "type": state["type"],
         "tenant": state["tenant"],
         "status": status,
@@ -42,6 +49,29 @@ def outcome_event(job_id: str, state: State, previous: str | None, at_ms: int) -
             "deadLettered": state["deadLettered"],
         },
         "error": state["error"],
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def batch_reused_event(
+    job_id: str, job_type: str, tenant: str, batch_id: str, status: str, at_ms: int
+) -> bytes:
+    """Messages of a batch whose job had already finished were read: they were not applied
+    (a finished job does not change); the producer learns it here rather than from silence."""
+    body = {
+        "schema": SCHEMA,
+        "event": BATCH_REUSED,
+        "jobId": job_id,
+        "batchId": batch_id,
+        "type": job_type,
+        "tenant": tenant,
+        "status": status,
+        "final": False,
+        "at": iso_ms(at_ms),
+        "error": (
+            f"batch {batch_id!r} was produced again after its job was {status}: its new "
+            "messages were not applied; use a new batch id"
+        ),
     }
     return json.dumps(body, separators=(",", ":")).encode()
 

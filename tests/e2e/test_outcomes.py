@@ -14,8 +14,8 @@ from confluent_kafka import Consumer
 from tests.support.workers import Stack, http
 
 
-def outcomes_of(servers: str, topic: str, job_id: str, timeout: float = 60) -> list[dict]:
-    """The job's outcome events, in order, up to its first final one."""
+def outcome_consumer(servers: str, topic: str, job_id: str) -> Consumer:
+    """A consumer of the outcome topic from its beginning, in a group of its own."""
     consumer = Consumer(
         {
             "bootstrap.servers": servers,
@@ -24,6 +24,12 @@ def outcomes_of(servers: str, topic: str, job_id: str, timeout: float = 60) -> l
         }
     )
     consumer.subscribe([topic])
+    return consumer
+
+
+def outcomes_of(servers: str, topic: str, job_id: str, timeout: float = 60) -> list[dict]:
+    """The job's outcome events, in order, up to its first final one."""
+    consumer = outcome_consumer(servers, topic, job_id)
     events: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     try:

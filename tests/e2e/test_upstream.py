@@ -12,6 +12,7 @@ from typing import Any
 from confluent_kafka import Producer
 from sqlalchemy import Engine, text
 
+from tests.e2e.test_outcomes import outcome_consumer, outcomes_of
 from tests.support.workers import Stack, Worker, http
 
 TOPIC = "{app}.in.user-import"
@@ -53,31 +54,33 @@ def finished(stack: Stack, worker: Worker, batch: str) -> dict[str, Any]:
     return stack.wait_finished(worker, job_of_batch(worker, batch)["jobId"])
 
 
-def users(db: Engine) -> dict[str, tuple[str, Any]]:
+def users(db: Engine, tenant: str = "default") -> dict[str, tuple[str, Any]]:
     with db.connect() as connection:
-        found = connection.execute(text("SELECT email, name, age FROM users"))
+        found = connection.execute(
+            text("SELECT email, name, age FROM users WHERE tenant = :tenant"), {"tenant": tenant}
+        )
         return {email: (name, age) for email, name, age in found}
 
 
-def test_a_batch_with_producer_retries_counts_each_record_once(stack: Stack, db: Engine) -> None:
+def test_a_batch_with_producer_retries_matches_the_same_records_over_http(
+    stack: Stack, db: Engine
+) -> None:
+    """100,000 records in one batch, every 10th produced twice (a producer's retries): the
+    job's counts and the users table are what the records say, and what the same records give
+    over HTTP (another tenant's import); an outcome consumer sees the same final counts."""
     worker = stack.worker().wait_ready()
     topic = TOPIC.format(app=stack.app_id)
     records = [
         {"email": f"User{i}@Example.com", "name": f"User {i}", "age": 20 + i % 50}
-        for i in range(1, 20_001)
+        for i in range(1, 100_001)
     ]
     for i in range(0, len(records), 997):  # invalid ones, failing alone
         records[i] = {"email": f"broken-{i}", "name": "Broken"}
     for i in range(5, len(records), 1000):  # a later record of an earlier user: the last wins
         records[i] = {"email": "user1@example.com", "name": f"Again {i}", "age": 99}
     out = producer(stack)
-    send(
-        out,
-        topic,
-        {"options": {"updateDuplicates": True}},
-        sluice_batch="b-1",
-        sluice_control="begin",
-    )
+    begin = {"options": {"updateDuplicates": True}}
+    send(out, topic, begin, sluice_batch="b-1", sluice_control="begin")
     out.flush()
     for seq, record in enumerate(records, 1):
         headers = {"sluice_batch": "b-1", "sluice_seq": str(seq)}
@@ -86,8 +89,19 @@ def test_a_batch_with_producer_retries_counts_each_record_once(stack: Stack, db:
             send(out, topic, record, key=record["email"].lower(), **headers)
     send(out, topic, {"count": len(records)}, sluice_batch="b-1", sluice_control="end")
     out.flush()
+    ndjson = "".join(json.dumps(record) + "\n" for record in records).encode()
+    via_http = stack.api_key(worker, "viahttp")
+    status, accepted = http(
+        "POST",
+        f"{worker.url}/api/batch/jobs?type=user-import&updateDuplicates=true",
+        ndjson,
+        {"Content-Type": "application/x-ndjson"},
+        key=via_http,
+    )
+    assert status == 202, accepted
 
     view = finished(stack, worker, "b-1")
+    http_view = stack.wait_finished(worker, accepted["jobId"])
     valid = [r for r in records if "@" in r["email"]]
     want: dict[str, tuple[str, Any]] = {}
     for record in valid:
@@ -96,7 +110,14 @@ def test_a_batch_with_producer_retries_counts_each_record_once(stack: Stack, db:
     assert view["status"] == "completed", view
     assert (progress["total"], progress["processed"]) == (len(records), len(records))
     assert (progress["successful"], progress["failed"]) == (len(valid), len(records) - len(valid))
-    assert users(db) == want
+    assert users(db, "default") == want == users(db, "viahttp")
+    counts = ("total", "processed", "successful", "failed", "skipped")
+    assert [progress[c] for c in counts] == [http_view["progress"][c] for c in counts]
+
+    events = outcomes_of(stack.bootstrap_servers, f"{stack.app_id}.outcomes", view["jobId"])
+    final = events[-1]
+    assert (final["status"], final["batchId"], final["event"]) == ("completed", "b-1", "status")
+    assert [final["counts"][c] for c in counts] == [progress[c] for c in counts]
 
 
 def test_a_bad_message_fails_alone_and_the_rest_apply_in_order(stack: Stack, db: Engine) -> None:
@@ -154,3 +175,85 @@ def test_records_without_a_batch_join_the_standing_job_of_the_day(stack: Stack) 
     assert len(jobs) == 1 and jobs[0]["batchId"] is None
     assert (view["progress"]["successful"], view["progress"]["failed"]) == (50, 1)
     assert view["status"] == "active"  # it stands for the rest of its day
+
+
+def test_http_and_topic_records_of_one_user_the_last_to_enter_wins(
+    stack: Stack, db: Engine
+) -> None:
+    worker = stack.worker().wait_ready()
+    topic = TOPIC.format(app=stack.app_id)
+    out = producer(stack)
+
+    def over_http(name: str) -> None:
+        body = f"email,name\nann@example.com,{name}\n".encode()
+        job = stack.submit_csv(worker, body, updateDuplicates="true")["jobId"]
+        assert stack.wait_finished(worker, job)["status"] == "completed"
+
+    def over_topic(batch: str, name: str) -> None:
+        send(
+            out,
+            topic,
+            {"options": {"updateDuplicates": True}},
+            sluice_batch=batch,
+            sluice_control="begin",
+        )
+        out.flush()
+        record = {"email": "ann@example.com", "name": name}
+        send(out, topic, record, key="ann@example.com", sluice_batch=batch, sluice_seq="1")
+        send(out, topic, {"count": 1}, sluice_batch=batch, sluice_control="end")
+        out.flush()
+        assert finished(stack, worker, batch)["status"] == "completed"
+
+    for step, (way, name) in enumerate(
+        [
+            (over_http, "Http 1"),
+            (over_topic, "Topic 2"),
+            (over_http, "Http 3"),
+            (over_topic, "Topic 4"),
+        ]
+    ):
+        if way is over_topic:
+            over_topic(f"mixed-{step}", name)
+        else:
+            over_http(name)
+        assert users(db) == {"ann@example.com": (name, None)}
+
+
+def test_a_batch_produced_again_after_it_finished_is_answered_not_applied(
+    stack: Stack, db: Engine
+) -> None:
+    worker = stack.worker().wait_ready()
+    topic = TOPIC.format(app=stack.app_id)
+    out = producer(stack)
+    send(out, topic, {"email": "bo@example.com", "name": "Bo"}, sluice_batch="once", sluice_seq="1")
+    send(out, topic, {"count": 1}, sluice_batch="once", sluice_control="end")
+    out.flush()
+    view = finished(stack, worker, "once")
+    assert view["status"] == "completed"
+    send(
+        out,
+        topic,
+        {"email": "bo@example.com", "name": "Bo again"},
+        sluice_batch="once",
+        sluice_seq="2",
+    )
+    out.flush()
+
+    deadline = time.monotonic() + 60
+    consumer = outcome_consumer(stack.bootstrap_servers, f"{stack.app_id}.outcomes", view["jobId"])
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error() or message.key() != view["jobId"].encode():
+                continue
+            event = json.loads(message.value())
+            if event["event"] == "batchReused":
+                break
+        else:
+            raise AssertionError("no batchReused outcome event")
+    finally:
+        consumer.close()
+    assert event["batchId"] == "once" and "new batch id" in event["error"]
+    assert users(db) == {"bo@example.com": ("Bo", None)}
+    status, again = http("GET", f"{worker.url}/api/batch/jobs/{view['jobId']}")
+    assert status == 200 and again["progress"]["processed"] == 1

@@ -46,7 +46,9 @@ def test_a_jobs_life_is_told_by_its_status_changes_only() -> None:
     event = json.loads(outcome_event(JOB, done, "active", 4_000))
     assert event == {
         "schema": SCHEMA,
+        "event": "status",
         "jobId": JOB,
+        "batchId": None,
         "type": "user-import",
         "tenant": "alice",
         "status": "completed",
