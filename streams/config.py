@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     upstream_tenants: str = "default"
     # seconds a batch's records wait for its begin message before it opens with default options
     batch_wait: float = Field(10.0, ge=0, le=600)
+    # A Confluent schema registry (http://host:8081) whose ids frame Avro values on input
+    # topics (00 + 4-byte id + body); empty: such values fail, Avro single-object still works.
+    schema_registry_url: str = ""
     data_dir: Path = Path(".sluice")
     # Chunk processing. A writer process applying one chunk for longer than chunk_timeout is
     # stopped and the chunk retried; chunks in flight (and partitions without progress) for

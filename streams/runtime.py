@@ -105,6 +105,31 @@ def _registry_engine(settings: Settings) -> Engine:
     return engine
 
 
+def _input_topics(app: Any, settings: Settings) -> dict[str, Any]:
+    """The input topic of each job type that takes records (`<app>.in.<type>`)."""
+    return {
+        name: app.topic(
+            topics.input_topic(settings.app_id, name),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+        for name in input_job_types()
+    }
+
+
+def _dead_letter_topics(app: Any, settings: Settings, sources: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(
+        app.topic(
+            topics.dead_letter_topic(source.get_topic_name()),
+            value_serializer="raw",
+            partitions=settings.partitions,
+            internal=True,
+        )
+        for source in sources
+    )
+
+
 def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = None) -> Runtime:
     """The app with its topics and table, the commit guard installed under its consumer;
     `web_options` go to the aiohttp Application of its web server (given by the API)."""
@@ -131,23 +156,9 @@ def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = N
         partitions=settings.partitions,
         internal=True,
     )
-    input_topics = {
-        name: app.topic(
-            topics.input_topic(settings.app_id, name),
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-        )
-        for name in input_job_types()
-    }
-    dead_letter_topics = tuple(
-        app.topic(
-            topics.dead_letter_topic(source.get_topic_name()),
-            value_serializer="raw",
-            partitions=settings.partitions,
-            internal=True,
-        )
-        for source in (chunk_topic, progress_topic, *input_topics.values())
+    input_topics = _input_topics(app, settings)
+    dead_letter_topics = _dead_letter_topics(
+        app, settings, (chunk_topic, progress_topic, *input_topics.values())
     )
     progress_table = app.Table(
         topics.PROGRESS_TABLE,

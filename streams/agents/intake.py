@@ -1,20 +1,24 @@
 """The intake agents: one per input topic (`<app>.in.<type>`). Each message is read
-(streams/intake/messages.py): a record is split onto the chunk topic (streams/intake/
-splitter.py), a `begin` opens its batch with its options, an `end` tells the batch's progress
-how many records it has; a message no job can take goes to the topic's dead-letter topic with
-the reason, and its partition flows on."""
+(streams/intake/messages.py; a record's value is JSON or Avro, streams/wire/records.py, the
+writer schemas of Confluent-framed values fetched first, streams/intake/registry.py): a record
+is split onto the chunk topic (streams/intake/splitter.py), a `begin` opens its batch with its
+options, an `end` tells the batch's progress how many records it has; a message no job can take
+goes to the topic's dead-letter topic with the reason, and its partition flows on."""
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from streams.deadletter import dead_letter
 from streams.intake.batches import Batches
-from streams.intake.messages import BEGIN, END, Refused, read_message
+from streams.intake.messages import BEGIN, END, Refused, ValueReader, read_message
+from streams.intake.registry import SchemaRegistry
 from streams.intake.splitter import LINGER_SECONDS, IntakeSplitter
 from streams.runtime import Runtime
 from streams.wire import events
+from streams.wire.records import confluent_schema_id, decode_record_value, record_schemas
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,8 @@ def register(runtime: Runtime) -> None:
 def _register_topic(runtime: Runtime, splitter: IntakeSplitter, job_type: str, topic: Any) -> None:
     settings, guard = runtime.settings, runtime.commit_guard
     allowed, default_tenant = settings.upstream_tenant_names, settings.upstream_default_tenant
+    url = settings.schema_registry_url
+    values = _ValueReaders(SchemaRegistry(url) if url else None)
 
     @runtime.app.agent(topic, name=f"intake-{job_type}")
     async def take_records(stream: Any) -> None:
@@ -49,6 +55,7 @@ def _register_topic(runtime: Runtime, splitter: IntakeSplitter, job_type: str, t
                     timestamp_ms=int(message.timestamp * 1000),
                     default_tenant=default_tenant,
                     allowed_tenants=allowed,
+                    read_value=await values.reader(message.value),
                 )
                 if read.kind == BEGIN:
                     await splitter.batches.begin(read)
@@ -68,3 +75,19 @@ def _register_topic(runtime: Runtime, splitter: IntakeSplitter, job_type: str, t
                 )
                 await dead_letter(runtime.app.producer, message, exc)
             guard.done(message.tp, message.offset)
+
+
+class _ValueReaders:
+    """How one message's value is read: with the registry's writer schema at hand, if framed."""
+
+    def __init__(self, registry: SchemaRegistry | None):
+        self.registry = registry
+        self.schemas = record_schemas()
+
+    async def reader(self, value: bytes | None) -> ValueReader:
+        if self.registry is None:
+            return partial(decode_record_value, schemas=self.schemas)
+        schema_id = confluent_schema_id(value)
+        if schema_id is not None:
+            await self.registry.resolve(schema_id)
+        return partial(decode_record_value, schemas=self.schemas, writer_of=self.registry.lookup)

@@ -12,17 +12,25 @@ to any job (a tenant it may not act for, an unreadable batch header) is refused 
 - Record: its row number is the producer's `sluice-seq` (1 to 2^40) when given, so a producer
   retrying a record never makes it two records; else one derived from where it was read
   (partition and offset), above every seq.
+- Value: read by the `read_value` the caller passes (streams/wire/records.py: JSON or Avro, with
+  the registry's writer schemas already looked up), by default as a JSON object; what cannot be
+  read (`Unreadable`) fails the record alone.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from streams.access import valid_tenant
+from streams.wire.records import Unreadable
+
+#: a record's value -> its fields; raises Unreadable with the reason
+ValueReader = Callable[[bytes | None], dict[str, Any]]
 
 BATCH_HEADER = "sluice-batch"
 TENANT_HEADER = "sluice-tenant"
@@ -119,6 +127,17 @@ def _json_object(value: bytes | None, what: str) -> tuple[dict[str, Any] | None,
     return parsed, None
 
 
+def _record_fields(
+    value: bytes | None, read_value: ValueReader | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    if read_value is None:
+        return _json_object(value, "the record")
+    try:
+        return read_value(value), None
+    except Unreadable as exc:
+        return None, str(exc)
+
+
 def read_message(
     *,
     job_type: str,
@@ -129,6 +148,7 @@ def read_message(
     timestamp_ms: int,
     default_tenant: str,
     allowed_tenants: frozenset[str],
+    read_value: ValueReader | None = None,
 ) -> IntakeMessage:
     """Classify one input message; raises Refused when no job can be named for it."""
     tenant = _tenant(headers, default_tenant, allowed_tenants)
@@ -139,7 +159,7 @@ def read_message(
     if control is not None:
         return _control(control, value, tenant, job_type, job_id, batch)
     row, seq_problem = row_of(headers, partition, offset)
-    fields, error = _json_object(value, "the record")
+    fields, error = _record_fields(value, read_value)
     if seq_problem is not None:
         fields, error = None, seq_problem
     if error is not None:

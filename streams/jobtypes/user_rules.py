@@ -38,7 +38,7 @@ def _invisible(text: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """A valid user record, normalised for storage (schemas/user.v1.avsc)."""
+    """A valid user record, normalised for storage (schemas/records/user.v1.avsc)."""
 
     email: str
     name: str

@@ -1,11 +1,14 @@
-"""Avro encode/decode for every record Sluice puts on Kafka; the only module importing fastavro.
+"""Avro encode/decode for every record Sluice puts on Kafka; the only module importing fastavro
+(streams/wire/records.py reads producers' Avro values through `parse_avro`, `fingerprint64` and
+`read_avro` below).
 
 Wire format: one magic byte 0 and a 4-byte big-endian schema id, then the schemaless Avro body
 (the Confluent framing, so a schema registry can take over the ids later). A union of records
-decodes as a `(full name, record)` pair so the reader knows which branch it got. Each `.avsc` under
-`schemas/` names its id in the `sluice.schemaId` attribute. Messages are written with the newest
-version of their record family and read with it too: older versions resolve through Avro's
-schema evolution rules (new fields need defaults).
+decodes as a `(full name, record)` pair so the reader knows which branch it got. Each `.avsc`
+directly in `schemas/` names its id in the `sluice.schemaId` attribute (the input record schemas
+in schemas/records/ are not Sluice's messages: streams/wire/records.py reads them). Messages are
+written with the newest version of their record family and read with it too: older versions
+resolve through Avro's schema evolution rules (new fields need defaults).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from streams.config import settings
 from streams.exceptions import PoisonMessage
@@ -117,6 +121,33 @@ class Codec:
             return None
         magic, schema_id = _HEADER.unpack_from(data)
         return schema_id if magic == MAGIC else None
+
+
+def parse_avro(raw: Any) -> Any:
+    """A schema (JSON value) parsed for reading; raises ValueError when it is not one."""
+    try:
+        return parse_schema(raw)
+    except Exception as exc:  # fastavro raises several types for bad schemas
+        raise ValueError(f"not an Avro schema: {exc}") from exc
+
+
+def fingerprint64(parsed: Any) -> int:
+    """The CRC-64-AVRO fingerprint of a schema's Parsing Canonical Form, as an integer (fastavro
+    gives its little-endian bytes in hex)."""
+    text = fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
+    return int.from_bytes(bytes.fromhex(text), "little")
+
+
+def read_avro(data: bytes, start: int, writer: Any, reader: Any | None) -> Any:
+    """The Avro body at `data[start:]`, written with `writer`, resolved to `reader` (None: as
+    written). Raises whatever fastavro raises for a corrupt body or schemas that do not
+    resolve; the body must be read to its last byte."""
+    body = io.BytesIO(data)
+    body.seek(start)
+    decoded = schemaless_reader(body, writer, reader)
+    if body.tell() != len(data):
+        raise ValueError(f"{len(data) - body.tell()} bytes after the Avro body")
+    return decoded
 
 
 @lru_cache(maxsize=1)
