@@ -80,8 +80,9 @@ class Settings(BaseSettings):
     api_key: SecretStr = SecretStr("")
     config_file: Path = Field(default_factory=lambda: _config_home() / "sluice" / "config.json")
     dev_api_key: SecretStr = SecretStr("")
-    # The tenants a chunk produced straight onto the chunk topic by an upstream system (not
-    # split by the API, which vouches for its caller's tenant) may act for, comma-separated.
+    # The tenants records on the input topics may belong to, comma-separated (the first: that
+    # of records without a sluice-tenant header); also those an unmarked chunk on the internal
+    # chunk topic may name (streams/wire/origin.py).
     upstream_tenants: str = "default"
     # seconds a batch's records wait for its begin message before it opens with default options
     batch_wait: float = Field(10.0, ge=0, le=600)
