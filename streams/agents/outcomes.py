@@ -6,15 +6,23 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from streams.progress import State
+from streams.progress import FINISHED, State, status_of
 from streams.retry import backoff_delay
 from streams.runtime import Runtime
 from streams.sink import jobs as job_registry
 from streams.sink.faults import database_away
-from streams.wire.outcomes import outcome_event, status_change
+from streams.wire.outcomes import outcome_event
 
 log = logging.getLogger(__name__)
 MAX_REMEMBERED = 10_000
+
+
+def status_change(current: State | None, updated: State) -> tuple[str | None, str] | None:
+    """(before, after) when folding an event changed the job's status (a new job counts as a
+    change to its first status); None otherwise."""
+    before = None if current is None else status_of(current)
+    after = status_of(updated)
+    return None if before == after else (before, after)
 
 
 class OutcomePublisher:
@@ -45,7 +53,8 @@ class OutcomePublisher:
         change = status_change(current, updated)
         if change is None:
             return
-        value = outcome_event(job_id, updated, change[0], at_ms, await self._batch_of(job_id))
+        batch = await self._batch_of(job_id)
+        value = outcome_event(job_id, updated, (*change, change[1] in FINISHED), at_ms, batch)
         attempt = 0
         while True:  # Kafka away: so is every other topic; wait for it here, visibly
             try:

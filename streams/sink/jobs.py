@@ -63,15 +63,21 @@ def insert_job(
 ) -> None:
     with engine.begin() as connection:
         connection.execute(
-            jobs.insert().values(
-                id=job_id,
-                tenant=tenant,
-                type=job_type,
-                options=json.dumps(options),
-                created_at=datetime.now(UTC),
-                origin=origin,
-            )
+            jobs.insert().values(_new_row(job_id, tenant, job_type, options, origin))
         )
+
+
+def _new_row(
+    job_id: str, tenant: str, job_type: str, options: dict[str, Any], origin: str
+) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "tenant": tenant,
+        "type": job_type,
+        "options": json.dumps(options),
+        "created_at": datetime.now(UTC),
+        "origin": origin,
+    }
 
 
 def ensure_job(
@@ -88,15 +94,7 @@ def ensure_job(
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     statement = (
         dialect.insert(jobs)
-        .values(
-            id=job_id,
-            tenant=tenant,
-            type=job_type,
-            options=json.dumps(options),
-            created_at=datetime.now(UTC),
-            batch_id=batch_id,
-            origin=TOPIC,
-        )
+        .values(**_new_row(job_id, tenant, job_type, options, TOPIC), batch_id=batch_id)
         .on_conflict_do_nothing(index_elements=[jobs.c.id])
         .returning(jobs.c.id)
     )

@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 from streams.clock import iso_ms
-from streams.progress import FINISHED, State, status_of
 
 SCHEMA = "sluice.JobOutcome/1"
 
@@ -22,11 +21,15 @@ STATUS, BATCH_REUSED = "status", "batchReused"
 
 
 def outcome_event(
-    job_id: str, state: State, previous: str | None, at_ms: int, batch_id: str | None = None
+    job_id: str,
+    state: dict[str, Any],
+    change: tuple[str | None, str, bool],
+    at_ms: int,
+    batch_id: str | None = None,
 ) -> bytes:
-    """The event saying that `job_id`, whose state this is, went from `previous` (None: it is
-    new) to its state's status."""
-    status = status_of(state)
+    """The event saying that `job_id`, whose progress state this is, changed status: `change`
+    is (before, None when it is new; after; whether after is final)."""
+    previous, status, final = change
     body: dict[str, Any] = {
         "schema": SCHEMA,
         "event": STATUS,
@@ -36,7 +39,7 @@ def outcome_event(
         "tenant": state["tenant"],
         "status": status,
         "previousStatus": previous,
-        "final": status in FINISHED,
+        "final": final,
         "at": iso_ms(at_ms),
         "counts": {
             "total": state["totalRecords"],
@@ -74,11 +77,3 @@ def batch_reused_event(
         ),
     }
     return json.dumps(body, separators=(",", ":")).encode()
-
-
-def status_change(current: State | None, updated: State) -> tuple[str | None, str] | None:
-    """(before, after) when folding an event changed the job's status (a new job counts as a
-    change to its first status); None otherwise."""
-    before = None if current is None else status_of(current)
-    after = status_of(updated)
-    return None if before == after else (before, after)

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from streams.agents.outcomes import status_change
 from streams.progress import apply_event
 from streams.wire.events import ACCEPTED, CHUNK_OUTCOME, SPLIT_COMPLETED
-from streams.wire.outcomes import SCHEMA, outcome_event, status_change
+from streams.wire.outcomes import SCHEMA, outcome_event
 
 pytestmark = pytest.mark.unit
 JOB = "0b8e2f9c-1d2e-4f3a-8b4c-5d6e7f8a9b0c"
@@ -43,7 +44,7 @@ def test_a_jobs_life_is_told_by_its_status_changes_only() -> None:
     done = apply_event(same, JOB, 4, SPLIT_COMPLETED, split)
     assert status_change(same, done) == ("active", "completed")
 
-    event = json.loads(outcome_event(JOB, done, "active", 4_000))
+    event = json.loads(outcome_event(JOB, done, ("active", "completed", True), 4_000))
     assert event == {
         "schema": SCHEMA,
         "event": "status",
