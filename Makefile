@@ -33,9 +33,10 @@ test: $(STAMP) ## run the whole suite in parallel (starts its own brokers; Postg
 test-unit: $(STAMP) ## run the unit tests only (seconds: no broker, no database)
 	$(BIN)/python -m pytest -m unit
 
-bench: $(STAMP) ## import 1,000,000 users end to end, then export them in each format; compare with COPY
+bench: $(STAMP) ## import 1,000,000 users end to end, export them in each format (compare with COPY), and 200,000 through the input topic beside HTTP
 	$(BIN)/python -m tests.bench.bench_import
 	$(BIN)/python -m tests.bench.bench_export
+	$(BIN)/python -m tests.bench.bench_upstream
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check streams api tests

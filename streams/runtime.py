@@ -25,6 +25,7 @@ from streams.worker_state import WorkerState
 
 # A chunk of 10,000 wide records can pass aiokafka's 1 MiB default; the broker has no limit.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+INPUT_BUFFER_MESSAGES = 4096
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,9 @@ def _input_topics(app: Any, settings: Settings) -> dict[str, Any]:
             key_serializer="raw",
             value_serializer="raw",
             partitions=settings.partitions,
+            # one record per message: a deep buffer (the chunk topic's is shallow, its
+            # messages are large), or the consumer pauses every few messages
+            maxsize=INPUT_BUFFER_MESSAGES,
         )
         for name in input_job_types()
     }

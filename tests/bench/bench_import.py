@@ -388,6 +388,7 @@ class WorkerProcess:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    app_id: str = "sluice"
 
     @property
     def url(self) -> str:
@@ -432,12 +433,12 @@ class WorkerProcess:
 def start_worker(
     stack: contextlib.ExitStack, args: argparse.Namespace, bootstrap: str, db_url: str, work: Path
 ) -> WorkerProcess:
-    port = free_port()
+    port, app_id = free_port(), f"bench{uuid.uuid4().hex[:10]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         DATABASE_URL=db_url,
-        SLUICE_APP_ID=f"bench{uuid.uuid4().hex[:10]}",
+        SLUICE_APP_ID=app_id,
         SLUICE_DATA_DIR=str(work / "data"),
         SLUICE_API_PORT=str(port),
         SLUICE_PARTITIONS=str(args.partitions),
@@ -455,7 +456,7 @@ def start_worker(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop it in order
         )
-    worker = WorkerProcess(process, port, log_path)
+    worker = WorkerProcess(process, port, log_path, app_id)
     stack.callback(worker.stop)
     deadline = time.monotonic() + 120
     while True:
