@@ -42,6 +42,7 @@ class OpenJob:
 
 
 LOOK_EVERY_SECONDS = 0.1  # how often a waiting batch's registry row is looked for
+ASK_FINISHED_EVERY_SECONDS = 1.0  # how often an open batch's job is asked if it finished
 
 
 class Batches:
@@ -52,6 +53,7 @@ class Batches:
         self._first_seen: dict[str, float] = {}
         self._looked: dict[str, float] = {}  # when the registry was last asked for a batch
         self._finished: dict[str, str] = {}  # batches whose job finished: their status
+        self._asked: dict[str, float] = {}  # when the registry was last asked if it finished
 
     async def begin(self, message: IntakeMessage) -> None:
         """A batch's `begin`: open its job with these options; Refused if it opened with
@@ -94,6 +96,10 @@ class Batches:
         if job.batch is None:
             return None
         if job.job_id not in self._finished:
+            now = time.monotonic()
+            if now - self._asked.get(job.job_id, 0.0) < ASK_FINISHED_EVERY_SECONDS:
+                return None
+            self._asked[job.job_id] = now
             found = await asyncio.to_thread(job_registry.get_job, self.runtime.engine, job.job_id)
             if found is None or found.status not in FINISHED:
                 return None

@@ -16,7 +16,9 @@ position in the lane (streams/progress.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,9 +34,11 @@ from streams.wire.chunks import chunk_header, encode_chunk, raw_record
 from streams.wire.origin import ORIGIN_HEADER, origin_mark
 
 BLOCK = 64
+MAX_UNACKNOWLEDGED = 32  # chunks sent and not acknowledged yet: past it, the oldest is waited for
 LINGER_SECONDS = 0.2
 MAX_HELD = 200_000  # records held for their batches' begin, in all: past it the oldest opens
 
+log = logging.getLogger(__name__)
 Where = tuple[Any, int]  # (topic partition, offset) of an input message
 
 
@@ -59,6 +63,7 @@ class IntakeSplitter:
         # the agents and the linger timer take turns: a chunk is sent whole before the next
         # one of the same key is cut, so a key's chunks reach the chunk topic in order
         self._turn = asyncio.Lock()
+        self._unacknowledged: deque[tuple[Any, list[Where]]] = deque()
 
     async def add(self, message: IntakeMessage, where: Where) -> None:
         async with self._turn:
@@ -99,6 +104,7 @@ class IntakeSplitter:
         for key, gathering in list(self._gathering.items()):
             if everything or now - gathering.since >= LINGER_SECONDS:
                 await self._send(key)
+        await self._settle()
 
     async def _gather(self, job: OpenJob, message: IntakeMessage, where: Where) -> None:
         key = job.job_type.routing_key(message.fields) if message.fields is not None else None
@@ -117,11 +123,33 @@ class IntakeSplitter:
         gathering = self._gathering.pop(key)
         job = self.batches.open[key[0]]
         if await self.batches.finished(job) is None:
-            await self._produce(job, key[1], gathering)
-        for tp, offset in gathering.read_from:
-            self.runtime.commit_guard.done(tp, offset)
+            delivery = await self._produce(job, key[1], gathering)
+        else:
+            delivery = asyncio.get_running_loop().create_future()
+            delivery.set_result(None)
+        self._unacknowledged.append((delivery, gathering.read_from))
+        await self._settle(wait_for=len(self._unacknowledged) - MAX_UNACKNOWLEDGED)
 
-    async def _produce(self, job: OpenJob, partition: int, gathering: Gathering) -> None:
+    async def _settle(self, wait_for: int = 0) -> None:
+        """Mark done the offsets of the chunks Kafka acknowledged, oldest first (waiting for the
+        oldest `wait_for` of them); a chunk Kafka refused leaves its offsets undone: read again."""
+        while self._unacknowledged:
+            delivery, read_from = self._unacknowledged[0]
+            if not delivery.done() and wait_for <= 0:
+                return
+            self._unacknowledged.popleft()
+            wait_for -= 1
+            try:
+                await delivery
+            except Exception as exc:
+                log.warning(
+                    "an intake chunk was not acknowledged (%s): its records are read again", exc
+                )
+                continue
+            for tp, offset in read_from:
+                self.runtime.commit_guard.done(tp, offset)
+
+    async def _produce(self, job: OpenJob, partition: int, gathering: Gathering) -> Any:
         index = await self._next_index(job.job_id)
         chunk = Chunk(
             job_id=job.job_id,
@@ -145,7 +173,7 @@ class IntakeSplitter:
             partition=partition,
             headers=headers,
         )
-        await delivery
+        return delivery
 
     async def _next_index(self, job_id: str) -> int:
         index, end = self._blocks.get(job_id, (0, 0))
