@@ -149,6 +149,7 @@ def read_message(
     default_tenant: str,
     allowed_tenants: frozenset[str],
     read_value: ValueReader | None = None,
+    topic: str = "",
 ) -> IntakeMessage:
     """Classify one input message; raises Refused when no job can be named for it."""
     tenant = _tenant(headers, default_tenant, allowed_tenants)
@@ -163,7 +164,7 @@ def read_message(
     if seq_problem is not None:
         fields, error = None, seq_problem
     if error is not None:
-        error = f"{error} ({partition}@{offset})"
+        error = f"{error} ({topic}[{partition}]@{offset})"
     return IntakeMessage(RECORD, tenant, job_type, job_id, batch, row, fields, error)
 
 

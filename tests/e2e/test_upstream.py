@@ -175,6 +175,13 @@ def test_records_without_a_batch_join_the_standing_job_of_the_day(stack: Stack) 
     assert len(jobs) == 1 and jobs[0]["batchId"] is None
     assert (view["progress"]["successful"], view["progress"]["failed"]) == (50, 1)
     assert view["status"] == "active"  # it stands for the rest of its day
+    job = jobs[0]["jobId"]
+    status, page = http("GET", f"{worker.url}/api/batch/jobs/{job}/results?status=failed")
+    assert status == 200
+    (failed,) = page["items"]
+    assert failed["field"] == "email" and failed["row"] > 2**40  # named by where it was read
+    status, groups = http("GET", f"{worker.url}/api/batch/jobs/{job}/errors")
+    assert status == 200 and [g["count"] for g in groups["groups"]] == [1]
 
 
 def test_http_and_topic_records_of_one_user_the_last_to_enter_wins(

@@ -68,7 +68,7 @@ def test_the_row_is_the_producers_seq_else_where_the_record_was_read() -> None:
 def test_an_unreadable_record_fails_alone_saying_where_it_was(value: bytes, says: str) -> None:
     message = read(value, partition=1, offset=5, sluice_batch="b")
     assert message.kind == RECORD and message.fields is None
-    assert message.error is not None and says in message.error and "1@5" in message.error
+    assert message.error is not None and says in message.error and "[1]@5" in message.error
 
 
 def test_begin_and_end_carry_options_and_count() -> None:
