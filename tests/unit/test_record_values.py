@@ -157,7 +157,7 @@ def test_an_unreadable_value_fails_its_record_naming_where_it_was_read() -> None
     assert (good.kind, good.row, good.fields, good.error) == (RECORD, 3, USER, None)
     bad = read(single(USER, fingerprint=1))
     assert bad.fields is None and bad.error is not None
-    assert bad.error.startswith("unknown Avro schema fingerprint") and "(1@44)" in bad.error
+    assert bad.error.startswith("unknown Avro schema fingerprint") and "([1]@44)" in bad.error
 
 
 def test_record_schemas_sit_apart_from_the_codecs(tmp_path: Path) -> None:
