@@ -46,8 +46,9 @@ def _job_commands(commands: Any) -> None:
     submit.add_argument("--follow", action="store_true", help="show progress until the job ends")
     submit.set_defaults(func=cmd_submit)
 
-    status = commands.add_parser("status", help="a job's status")
-    status.add_argument("job_id")
+    status = commands.add_parser("status", help="a job's status, by id or by upstream batch id")
+    status.add_argument("job_id", nargs="?")
+    status.add_argument("--batch", help="the sluice-batch id an upstream producer gave the job")
     status.set_defaults(func=cmd_status)
 
     cancel = commands.add_parser("cancel", help="cancel a job: its remaining chunks are skipped")

@@ -59,7 +59,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status, answer = request("GET", f"{api_url()}/api/batch/jobs/{args.job_id}")
+    if (args.job_id is None) == (args.batch is None):
+        print("sluice status: give a job id or --batch ID (not both)", file=sys.stderr)
+        return 2
+    job_id = args.job_id
+    if args.batch is not None:  # the job an upstream batch became
+        query = urllib.parse.urlencode({"batchId": args.batch})
+        status, listing = request("GET", f"{api_url()}/api/batch/jobs?{query}")
+        if status != 200:
+            print(json.dumps(listing, indent=2))
+            return 1
+        if not listing["items"]:
+            print(f"sluice status: no job for batch {args.batch!r} (yet)", file=sys.stderr)
+            return 1
+        job_id = listing["items"][0]["jobId"]
+    status, answer = request("GET", f"{api_url()}/api/batch/jobs/{urllib.parse.quote(job_id)}")
     print(json.dumps(answer, indent=2))
     return 0 if status == 200 else 1
 

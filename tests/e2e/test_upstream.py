@@ -5,6 +5,8 @@ built here from the records, independently of Sluice."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.parse
 from typing import Any
@@ -13,7 +15,7 @@ from confluent_kafka import Producer
 from sqlalchemy import Engine, text
 
 from tests.e2e.test_outcomes import outcome_consumer, outcomes_of
-from tests.support.workers import Stack, Worker, http
+from tests.support.workers import REPO, Stack, Worker, http
 
 TOPIC = "{app}.in.user-import"
 
@@ -151,6 +153,18 @@ def test_a_bad_message_fails_alone_and_the_rest_apply_in_order(stack: Stack, db:
     status, page = http("GET", f"{worker.url}/api/batch/jobs/{view['jobId']}/results?status=failed")
     assert status == 200
     assert [(r["row"], "JSON" in r["reason"]) for r in page["items"]] == [(2, True), (4, True)]
+
+    # the CLI finds the job by the producer's batch id
+    shown = subprocess.run(
+        [sys.executable, "-m", "api", "status", "--batch", "b-2"],
+        cwd=REPO,
+        env={**stack.env(), "SLUICE_API_URL": worker.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["jobId"] == view["jobId"]
 
 
 def test_records_without_a_batch_join_the_standing_job_of_the_day(stack: Stack) -> None:
