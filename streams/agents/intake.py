@@ -57,6 +57,7 @@ def _register_topic(runtime: Runtime, splitter: IntakeSplitter, job_type: str, t
                 job_type=job_type,
                 headers={k: v for k, v in (message.headers or [])},
                 value=message.value,
+                topic=message.topic,
                 partition=message.partition,
                 offset=message.offset,
                 timestamp_ms=int(message.timestamp * 1000),

@@ -153,6 +153,7 @@ def test_a_bad_message_fails_alone_and_the_rest_apply_in_order(stack: Stack, db:
     status, page = http("GET", f"{worker.url}/api/batch/jobs/{view['jobId']}/results?status=failed")
     assert status == 200
     assert [(r["row"], "JSON" in r["reason"]) for r in page["items"]] == [(2, True), (4, True)]
+    assert all(f"({topic}[0]@" in r["reason"] for r in page["items"]), page["items"]
 
     # the CLI finds the job by the producer's batch id
     shown = subprocess.run(
