@@ -19,7 +19,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from sqlalchemy import Engine
 
 from tests.e2e.test_upstream import TOPIC, finished, producer, send, users
-from tests.support.workers import Stack, http
+from tests.support.workers import Stack, Worker, http
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "records" / "user.v1.avsc"
 USER_V1 = json.loads(SCHEMA_FILE.read_text())
@@ -57,6 +57,31 @@ def expected(sent: list[dict[str, Any]]) -> dict[str, tuple[str, Any]]:
     return {r["email"].lower(): (r["name"], r["age"]) for r in sent if "@" in r["email"]}
 
 
+def ended_with_two_failures(
+    stack: Stack,
+    worker: Worker,
+    db: Engine,
+    out: Any,
+    topic: str,
+    batch: str,
+    sent: list[dict[str, Any]],
+) -> dict[int, str]:
+    """End the batch (its records and one unreadable value sent), wait for its job, check it
+    applied every readable valid record; the failed records' reasons by row."""
+    send(out, topic, {"count": len(sent) + 1}, sluice_batch=batch, sluice_control="end")
+    out.flush()
+    view = finished(stack, worker, batch)
+    progress = view["progress"]
+    assert view["status"] == "completed", view
+    assert (progress["successful"], progress["failed"]) == (len(sent) - 1, 2)
+    assert users(db) == expected(sent)
+    status, page = http("GET", f"{worker.url}/api/batch/jobs/{view['jobId']}/results?status=failed")
+    assert status == 200
+    reasons = {r["row"]: r["reason"] for r in page["items"]}
+    assert set(reasons) == {7, len(sent) + 1}
+    return reasons
+
+
 def test_single_object_avro_records_make_a_batch(stack: Stack, db: Engine) -> None:
     worker = stack.worker().wait_ready()
     topic = TOPIC.format(app=stack.app_id)
@@ -69,18 +94,7 @@ def test_single_object_avro_records_make_a_batch(stack: Stack, db: Engine) -> No
         )
     unknown = b"\xc3\x01" + (7).to_bytes(8, "little") + avro_body(USER_V1, sent[0])
     send(out, topic, unknown, sluice_batch="a-1", sluice_seq=str(len(sent) + 1))
-    send(out, topic, {"count": len(sent) + 1}, sluice_batch="a-1", sluice_control="end")
-    out.flush()
-
-    view = finished(stack, worker, "a-1")
-    progress = view["progress"]
-    assert view["status"] == "completed", view
-    assert (progress["successful"], progress["failed"]) == (len(sent) - 1, 2)
-    assert users(db) == expected(sent)
-    status, page = http("GET", f"{worker.url}/api/batch/jobs/{view['jobId']}/results?status=failed")
-    assert status == 200
-    reasons = {r["row"]: r["reason"] for r in page["items"]}
-    assert set(reasons) == {7, len(sent) + 1}
+    reasons = ended_with_two_failures(stack, worker, db, out, topic, "a-1", sent)
     assert "unknown Avro schema fingerprint" in reasons[len(sent) + 1], reasons
     assert "user.v1" in reasons[len(sent) + 1]
 
@@ -152,16 +166,5 @@ def test_confluent_framed_records_read_through_the_registry(
         )
     unknown_id = struct.pack(">bI", 0, 99) + avro_body(USER_V1, sent[0])
     send(out, topic, unknown_id, sluice_batch="c-1", sluice_seq=str(len(sent) + 1))
-    send(out, topic, {"count": len(sent) + 1}, sluice_batch="c-1", sluice_control="end")
-    out.flush()
-
-    view = finished(stack, worker, "c-1")
-    progress = view["progress"]
-    assert view["status"] == "completed", view
-    assert (progress["successful"], progress["failed"]) == (len(sent) - 1, 2)
-    assert users(db) == expected(sent)
-    status, page = http("GET", f"{worker.url}/api/batch/jobs/{view['jobId']}/results?status=failed")
-    assert status == 200
-    reasons = {r["row"]: r["reason"] for r in page["items"]}
-    assert set(reasons) == {7, len(sent) + 1}
+    reasons = ended_with_two_failures(stack, worker, db, out, topic, "c-1", sent)
     assert "schema id 99" in reasons[len(sent) + 1] and "404" in reasons[len(sent) + 1]
