@@ -279,3 +279,32 @@ def test_a_batch_produced_again_after_it_finished_is_answered_not_applied(
     assert users(db) == {"bo@example.com": ("Bo", None)}
     status, again = http("GET", f"{worker.url}/api/batch/jobs/{view['jobId']}")
     assert status == 200 and again["progress"]["processed"] == 1
+
+
+def test_an_upstream_batch_can_be_cancelled_like_any_job(stack: Stack, db: Engine) -> None:
+    """Its chunks wait behind a lock on users; cancelled meanwhile, every record not applied is
+    skipped, the counts still add up to the batch's end, and the job ends cancelled."""
+    worker = stack.worker().wait_ready()
+    topic = TOPIC.format(app=stack.app_id)
+    out = producer(stack)
+    with db.connect() as connection:
+        blocking = connection.begin()
+        connection.execute(text("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE"))
+        for seq in range(1, 301):
+            record = {"email": f"cx{seq}@example.com", "name": "X"}
+            send(
+                out, topic, record, key=record["email"], sluice_batch="stop-me", sluice_seq=str(seq)
+            )
+        send(out, topic, {"count": 300}, sluice_batch="stop-me", sluice_control="end")
+        out.flush()
+        job_id = job_of_batch(worker, "stop-me")["jobId"]
+        status, answer = http("POST", f"{worker.url}/api/batch/jobs/{job_id}/cancel")
+        assert status == 202, answer
+        blocking.rollback()
+    view = stack.wait_finished(worker, job_id)
+    progress = view["progress"]
+    assert view["status"] == "cancelled", view
+    assert progress["processed"] == progress["total"] == 300
+    assert progress["successful"] + progress["failed"] + progress["skipped"] == 300
+    assert progress["skipped"] > 0
+    assert len(users(db)) == progress["successful"]
