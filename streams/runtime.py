@@ -134,17 +134,22 @@ def _dead_letter_topics(app: Any, settings: Settings, sources: tuple[Any, ...]) 
     )
 
 
-def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = None) -> Runtime:
-    """The app with its topics and table, the commit guard installed under its consumer;
-    `web_options` go to the aiohttp Application of its web server (given by the API)."""
-    app = create_faust_app(settings, web_options)
-    chunk_topic = app.topic(
-        topics.chunk_topic(settings.app_id),
+def _bytes_topic(app: Any, name: str, settings: Settings) -> Any:
+    """A topic Sluice creates, whose keys and values are bytes it encodes itself."""
+    return app.topic(
+        name,
         key_serializer="raw",
         value_serializer="raw",
         partitions=settings.partitions,
         internal=True,
     )
+
+
+def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = None) -> Runtime:
+    """The app with its topics and table, the commit guard installed under its consumer;
+    `web_options` go to the aiohttp Application of its web server (given by the API)."""
+    app = create_faust_app(settings, web_options)
+    chunk_topic = _bytes_topic(app, topics.chunk_topic(settings.app_id), settings)
     progress_topic = app.topic(
         topics.progress_topic(settings.app_id),
         key_type=str,
@@ -153,13 +158,7 @@ def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = N
         partitions=settings.partitions,
         internal=True,
     )
-    outcome_topic = app.topic(
-        topics.outcome_topic(settings.app_id),
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-        internal=True,
-    )
+    outcome_topic = _bytes_topic(app, topics.outcome_topic(settings.app_id), settings)
     input_topics = _input_topics(app, settings)
     dead_letter_topics = _dead_letter_topics(
         app, settings, (chunk_topic, progress_topic, *input_topics.values())
