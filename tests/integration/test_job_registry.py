@@ -25,13 +25,9 @@ THREADS = 8
 T = TypeVar("T")
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "postgresql":
-        url = request.getfixturevalue("schema_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'sluice.db'}"
-    engine = make_engine(url, pool_size=THREADS)
+@pytest.fixture
+def engine(any_database_url: str) -> Iterator[Engine]:
+    engine = make_engine(any_database_url, pool_size=THREADS)
     yield engine
     engine.dispose()
 

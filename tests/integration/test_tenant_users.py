@@ -23,13 +23,9 @@ OPTIONS = {"chunkSize": 100, "retryAttempts": 3, "validate": True, "stopOnError"
 ALICE, MALLORY = "alice", "mallory"
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "postgresql":
-        url = request.getfixturevalue("schema_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'sluice.db'}"
-    engine = make_engine(url, pool_size=1)
+@pytest.fixture
+def engine(any_database_url: str) -> Iterator[Engine]:
+    engine = make_engine(any_database_url, pool_size=1)
     yield engine
     engine.dispose()
 
