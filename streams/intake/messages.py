@@ -19,6 +19,7 @@ to any job (a tenant it may not act for, an unreadable batch header) is refused 
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable
@@ -63,13 +64,18 @@ class IntakeMessage:
     count: int | None = None  # end
 
 
-def job_id_of(tenant: str, job_type: str, batch: str | None, day: str) -> str:
+@functools.lru_cache(maxsize=4096)  # one per batch, not one per record: uuid5 costs
+def job_id_of(tenant: str, job_type: str, batch: str | None, day: str | None) -> str:
     name = (
         f"batch\n{tenant}\n{job_type}\n{batch}"
         if batch is not None
         else (f"day\n{tenant}\n{job_type}\n{day}")
     )
     return str(uuid.uuid5(_JOBS, name))
+
+
+def utc_day(timestamp_ms: int) -> str:
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).date().isoformat()
 
 
 def _text(headers: dict[str, bytes], name: str) -> str | None:
@@ -154,7 +160,7 @@ def read_message(
     """Classify one input message; raises Refused when no job can be named for it."""
     tenant = _tenant(headers, default_tenant, allowed_tenants)
     batch = _batch(headers)
-    day = datetime.fromtimestamp(timestamp_ms / 1000, UTC).date().isoformat()
+    day = None if batch is not None else utc_day(timestamp_ms)
     job_id = job_id_of(tenant, job_type, batch, day)
     control = _text(headers, CONTROL_HEADER)
     if control is not None:
