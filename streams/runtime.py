@@ -6,7 +6,7 @@ engine, and the state of its work. Nothing here knows the agents or the API: the
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from streams import topics
 from streams.config import Settings
 from streams.jobtypes import input_job_types
 from streams.kafka import commit_guard
-from streams.kafka.consumer import ConsumerView
+from streams.kafka.consumer import Backlog, ConsumerView
 from streams.kafka.end_offsets import install_faust_fix
 from streams.sink.database import make_engine
 from streams.sink.sessions import SessionLimits, answer_within, session_name
@@ -25,7 +25,6 @@ from streams.worker_state import WorkerState
 
 # A chunk of 10,000 wide records can pass aiokafka's 1 MiB default; the broker has no limit.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
-INPUT_BUFFER_MESSAGES = 4096
 
 
 @dataclass(frozen=True)
@@ -44,14 +43,27 @@ class Runtime:
     commit_guard: commit_guard.CommitGuard
     consumer: ConsumerView
     state: WorkerState = field(default_factory=WorkerState)
+    #: partitions read by consumers of their own (the intake's), beside the Faust consumer's
+    backlogs: list[Callable[[], list[Backlog]]] = field(default_factory=list)
 
     @property
     def source_topics(self) -> frozenset[str]:
-        """The topics Sluice consumes and commits itself (not changelogs, not Faust's own)."""
+        """The topics the Faust consumer reads and Sluice commits itself (not changelogs, not
+        Faust's own; the input topics have a consumer of their own)."""
+        return frozenset((self.chunk_topic.get_topic_name(), self.progress_topic.get_topic_name()))
+
+    @property
+    def consumed_topics(self) -> frozenset[str]:
+        """Every topic this worker consumes: its source topics and the input topics."""
         inputs = (topic.get_topic_name() for topic in self.input_topics.values())
-        return frozenset(
-            (self.chunk_topic.get_topic_name(), self.progress_topic.get_topic_name(), *inputs)
-        )
+        return self.source_topics | frozenset(inputs)
+
+    def backlog(self) -> list[Backlog]:
+        """Every partition assigned to this worker, and how far behind its end it is."""
+        backlog = self.consumer.backlog(self.source_topics)
+        for more in self.backlogs:
+            backlog.extend(more())
+        return backlog
 
     @property
     def dead_letter_topic_names(self) -> list[str]:
@@ -114,9 +126,6 @@ def _input_topics(app: Any, settings: Settings) -> dict[str, Any]:
             key_serializer="raw",
             value_serializer="raw",
             partitions=settings.partitions,
-            # one record per message: a deep buffer (the chunk topic's is shallow, its
-            # messages are large), or the consumer pauses every few messages
-            maxsize=INPUT_BUFFER_MESSAGES,
         )
         for name in input_job_types()
     }
@@ -174,7 +183,6 @@ def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = N
     )
     guard = commit_guard.CommitGuard(
         {chunk_topic.get_topic_name(), progress_topic.get_topic_name()}
-        | {topic.get_topic_name() for topic in input_topics.values()}
     )
     commit_guard.install(app, guard)
     return Runtime(

@@ -47,8 +47,8 @@ def _prepare_topics(runtime: Runtime) -> None:
 def _measure_queue_depth(runtime: Runtime) -> None:
     @runtime.app.timer(QUEUE_DEPTH_INTERVAL)
     async def measure_queue_depth() -> None:
-        depth = dict.fromkeys(runtime.source_topics, 0)
-        for backlog in runtime.consumer.backlog(runtime.source_topics):
+        depth = dict.fromkeys(runtime.consumed_topics, 0)
+        for backlog in runtime.backlog():
             depth[backlog.tp.topic] += backlog.waiting
         for topic, waiting in depth.items():
             metrics().queue_depth.labels(topic).set(waiting)

@@ -1,9 +1,10 @@
-"""The intake agents: one per input topic (`<app>.in.<type>`). Each message is read
-(streams/intake/messages.py; a record's value is JSON or Avro, streams/wire/records.py, the
-writer schemas of Confluent-framed values fetched first, streams/intake/registry.py): a record
-is split onto the chunk topic (streams/intake/splitter.py), a `begin` opens its batch with its
-options, an `end` tells the batch's progress how many records it has; a message no job can take
-goes to the topic's dead-letter topic with the reason, and its partition flows on."""
+"""The intake: the input topics (`<app>.in.<type>`), read by their own consumer
+(streams/intake/reader.py). Each message is read (streams/intake/messages.py; a record's value
+is JSON or Avro, streams/wire/records.py, the writer schemas of Confluent-framed values fetched
+first, streams/intake/registry.py): a record is split onto the chunk topic (streams/intake/
+splitter.py), a `begin` opens its batch with its options, an `end` tells the batch's progress how
+many records it has; a message no job can take goes to the topic's dead-letter topic with the
+reason, and its partition flows on."""
 
 from __future__ import annotations
 
@@ -11,56 +12,57 @@ import logging
 from functools import partial
 from typing import Any
 
+from aiokafka import TopicPartition
+
 from streams.deadletter import dead_letter
 from streams.intake.batches import Batches
 from streams.intake.messages import BEGIN, END, Refused, ValueReader, read_message
+from streams.intake.reader import IntakeReader
 from streams.intake.registry import SchemaRegistry
 from streams.intake.splitter import LINGER_SECONDS, IntakeSplitter
+from streams.kafka.commit_guard import CommitGuard
 from streams.runtime import Runtime
 from streams.wire import events
 from streams.wire.records import confluent_schema_id, decode_record_value, record_schemas
 
 log = logging.getLogger(__name__)
-TAKE_MESSAGES = 1000
-TAKE_WITHIN_SECONDS = 0.05
 
 
 def register(runtime: Runtime) -> None:
-    splitter = IntakeSplitter(runtime, Batches(runtime))
-    for job_type, topic in runtime.input_topics.items():
-        _register_topic(runtime, splitter, job_type, topic)
+    if not runtime.input_topics:
+        return
+    guard = CommitGuard(topic.get_topic_name() for topic in runtime.input_topics.values())
+    splitter = IntakeSplitter(runtime, Batches(runtime), guard)
+    reader = IntakeReader(runtime, guard, _taker(runtime, splitter), splitter.flush_all)
+    runtime.backlogs.append(reader.backlog)
+
+    @runtime.app.task
+    async def read_input_topics() -> None:
+        await reader.run()
 
     @runtime.app.timer(LINGER_SECONDS / 2)
     async def send_lingering_records() -> None:
         await splitter.flush_due()
 
 
-def _register_topic(runtime: Runtime, splitter: IntakeSplitter, job_type: str, topic: Any) -> None:
-    settings, guard = runtime.settings, runtime.commit_guard
+def _taker(runtime: Runtime, splitter: IntakeSplitter) -> Any:
+    """What is done with one message of an input topic."""
+    settings = runtime.settings
     allowed, default_tenant = settings.upstream_tenant_names, settings.upstream_default_tenant
     url = settings.schema_registry_url
     values = _ValueReaders(SchemaRegistry(url) if url else None)
 
-    @runtime.app.agent(topic, name=f"intake-{job_type}")
-    async def take_records(stream: Any) -> None:
-        # in batches: one message is one record, and Faust's per-event step costs more than
-        # reading the record
-        async for batch in stream.take_events(TAKE_MESSAGES, within=TAKE_WITHIN_SECONDS):
-            runtime.state.touch()
-            for event in batch:
-                await take(event.message)
-
     async def take(message: Any) -> None:
-        guard.begin(message.tp, message.offset)
+        where = (TopicPartition(message.topic, message.partition), message.offset)
         try:
             read = read_message(
-                job_type=job_type,
-                headers={k: v for k, v in (message.headers or [])},
+                job_type=job_type_of(message.topic),
+                headers=dict(message.headers or ()),
                 value=message.value,
                 topic=message.topic,
                 partition=message.partition,
                 offset=message.offset,
-                timestamp_ms=int(message.timestamp * 1000),
+                timestamp_ms=int(message.timestamp),
                 default_tenant=default_tenant,
                 allowed_tenants=allowed,
                 read_value=await values.reader(message.value),
@@ -71,7 +73,7 @@ def _register_topic(runtime: Runtime, splitter: IntakeSplitter, job_type: str, t
                 ended = events.batch_ended(read.job_id, read.count or 0)
                 await (await runtime.progress_topic.send(key=read.job_id, value=ended))
             else:
-                await splitter.add(read, (message.tp, message.offset))
+                await splitter.add(read, where)
                 return  # done once its chunk is acknowledged
         except Refused as exc:
             log.warning(
@@ -82,7 +84,11 @@ def _register_topic(runtime: Runtime, splitter: IntakeSplitter, job_type: str, t
                 exc,
             )
             await dead_letter(runtime.app.producer, message, exc)
-        guard.done(message.tp, message.offset)
+        splitter.guard.done(*where)
+
+    job_types = {topic.get_topic_name(): name for name, topic in runtime.input_topics.items()}
+    job_type_of = job_types.__getitem__
+    return take
 
 
 class _ValueReaders:

@@ -26,6 +26,7 @@ from streams.clock import now_ms
 from streams.exports.signing import signing_key
 from streams.intake.batches import Batches, OpenJob
 from streams.intake.messages import IntakeMessage
+from streams.kafka.commit_guard import CommitGuard
 from streams.models import Chunk
 from streams.runtime import Runtime
 from streams.sink import jobs as job_registry
@@ -53,9 +54,10 @@ class Gathering:
 
 
 class IntakeSplitter:
-    def __init__(self, runtime: Runtime, batches: Batches):
+    def __init__(self, runtime: Runtime, batches: Batches, guard: CommitGuard):
         self.runtime = runtime
         self.batches = batches
+        self.guard = guard  # the input topics' offsets: done once their chunk is acknowledged
         self._gathering: dict[tuple[str, int], Gathering] = {}
         self._held: dict[str, list[tuple[IntakeMessage, Where]]] = {}  # batches awaiting begin
         self._blocks: dict[str, tuple[int, int]] = {}  # job → (next index, end of its block)
@@ -96,6 +98,13 @@ class IntakeSplitter:
         """Send what has lingered long enough; feed held records whose batch opened."""
         async with self._turn:
             await self._flush_due(everything)
+
+    async def flush_all(self) -> None:
+        """Send everything gathered and wait for Kafka's acknowledgements (before a rebalance
+        or a stop: the done offsets are committed next)."""
+        async with self._turn:
+            await self._flush_due(everything=True)
+            await self._settle(wait_for=len(self._unacknowledged))
 
     async def _flush_due(self, everything: bool) -> None:
         for job_id in list(self._held):
@@ -145,9 +154,11 @@ class IntakeSplitter:
                 log.warning(
                     "an intake chunk was not acknowledged (%s): its records are read again", exc
                 )
+                for tp, offset in read_from:
+                    self.guard.abandon(tp, offset)
                 continue
             for tp, offset in read_from:
-                self.runtime.commit_guard.done(tp, offset)
+                self.guard.done(tp, offset)
 
     async def _produce(self, job: OpenJob, partition: int, gathering: Gathering) -> Any:
         index = await self._next_index(job.job_id)

@@ -65,6 +65,10 @@ class CommitGuard:
         self._last_progress[tp] = time.monotonic()
         self._rewinding.pop(tp, None)
 
+    def abandon(self, tp: TopicPartition, offset: int) -> None:
+        """Its work failed: not in flight, not done (it holds the commit back, to be read again)."""
+        self._in_flight[tp].discard(offset)
+
     def stalled(self, now: float, seconds: float) -> list[TopicPartition]:
         """Partitions with work in flight and no offset done for more than `seconds`."""
         return [

@@ -22,7 +22,7 @@ IDLE_REPORT_INTERVAL = 10.0
 
 def lagging(runtime: Runtime) -> list[str]:
     """Assigned source partitions not yet consumed and committed up to their high watermark."""
-    backlog = runtime.consumer.backlog(runtime.source_topics)
+    backlog = runtime.backlog()
     if not backlog:
         return ["(no partitions assigned yet)"]
     return [str(partition) for partition in backlog if not partition.drained]

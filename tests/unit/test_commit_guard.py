@@ -172,6 +172,17 @@ def test_reread_from_not_while_offsets_are_in_flight(clock: Clock) -> None:
     assert guard.reread_from(TP, position=4, committed=0) == 1
 
 
+def test_abandoned_work_is_read_again_and_holds_the_commit(clock: Clock) -> None:
+    guard = guard_with_done(0)
+    guard.begin(TP, 1)  # its chunk was not acknowledged
+    guard.begin(TP, 2)
+    guard.done(TP, 2)
+    guard.abandon(TP, 1)
+    assert guard.commit_offset(TP, committed=0) == 1
+    clock.now += commit_guard.REPAIR_AFTER_SECONDS + 1
+    assert guard.reread_from(TP, position=3, committed=0) == 1
+
+
 def test_reread_from_not_when_the_reader_is_at_the_watermark(clock: Clock) -> None:
     guard = guard_with_done(0, 1, 2)
     clock.now += 60
