@@ -76,7 +76,12 @@ class Outbox:
             async for attempt in retrying(RESULT_ATTEMPTS, what, waits_for=database_away):
                 with attempt:
                     await asyncio.to_thread(
-                        record_dead_lettered, self._engine, info.job_id, info.rows, reason
+                        record_dead_lettered,
+                        self._engine,
+                        info.job_id,
+                        info.chunk_index,
+                        info.rows,
+                        reason,
                     )
         except Exception:  # the database is what failed the chunk, perhaps
             log.error("%s lost", what)

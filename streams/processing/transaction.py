@@ -45,8 +45,11 @@ def apply_once(engine: Engine, chunk: Chunk) -> tuple[ChunkResult, bool]:
         if chunk.lane >= 0:
             # an intake chunk: a record read again (a producer's retry with the same seq, or
             # the intake re-reading after a crash) already has its result; it is not a second
-            # record, and is neither applied nor counted again
-            recorded = results.recorded_rows(connection, chunk.job_id, _rows(chunk))
+            # record, and is neither applied nor counted again. The failures this chunk left
+            # when it was dead-lettered are not results: a replay applies those records
+            recorded = results.recorded_rows(
+                connection, chunk.job_id, _rows(chunk), chunk.chunk_index
+            )
             if recorded:
                 fresh = [r for r in chunk.records if r["row"] not in recorded]
                 chunk = dataclasses.replace(chunk, records=fresh)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import psycopg2
-from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy import Connection, Engine, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -50,7 +50,7 @@ def record(connection: Connection, job_id: str, outcomes: Sequence[RecordOutcome
         statement = sqlite.insert(results)
         statement = statement.on_conflict_do_update(
             index_elements=[results.c.job_id, results.c.row_no],
-            set_={c: statement.excluded[c] for c in _REPLACED},
+            set_={**{c: statement.excluded[c] for c in _REPLACED}, "dead_chunk": None},
         )
         connection.execute(statement, rows)
         return
@@ -66,12 +66,19 @@ def record(connection: Connection, job_id: str, outcomes: Sequence[RecordOutcome
         savepoint.commit()
 
 
-def recorded_rows(connection: Connection, job_id: str, rows: Sequence[int]) -> set[int]:
-    """Those of `rows` that already have an outcome in the job."""
+def recorded_rows(
+    connection: Connection, job_id: str, rows: Sequence[int], chunk_index: int
+) -> set[int]:
+    """Those of `rows` that already have an outcome in the job, other than the failures chunk
+    `chunk_index` left when it was dead-lettered (applied now, it replaces them)."""
     if not rows:
         return set()
     found = connection.execute(
-        select(results.c.row_no).where(results.c.job_id == job_id, results.c.row_no.in_(list(rows)))
+        select(results.c.row_no).where(
+            results.c.job_id == job_id,
+            results.c.row_no.in_(list(rows)),
+            or_(results.c.dead_chunk.is_(None), results.c.dead_chunk != chunk_index),
+        )
     )
     return set(found.scalars())
 
@@ -94,11 +101,20 @@ def _values(job_id: str, o: RecordOutcome) -> dict[str, Any]:
     }
 
 
-def record_dead_lettered(engine: Engine, job_id: str, rows: Sequence[int], reason: str) -> None:
+def record_dead_lettered(
+    engine: Engine, job_id: str, chunk_index: int, rows: Sequence[int], reason: str
+) -> None:
     """A dead-lettered chunk's records are failed until a replay applies them; rows already
     there (a chunk dead-lettered again) stay as they are."""
     values = [
-        {"job_id": job_id, "row_no": row, "outcome": "failed", "reason": reason} for row in rows
+        {
+            "job_id": job_id,
+            "row_no": row,
+            "outcome": "failed",
+            "reason": reason,
+            "dead_chunk": chunk_index,
+        }
+        for row in rows
     ]
     if not values:
         return

@@ -113,6 +113,9 @@ results = Table(
     Column("field", String(64)),
     Column("reason", Text),
     Column("original", Text, doc="a failed record's fields, JSON"),
+    # set on the rows a dead-lettered chunk leaves as failed: that chunk, applied after all,
+    # replaces them, while another chunk holding the same record counts it as recorded
+    Column("dead_chunk", Integer, doc="the dead-lettered chunk this failed row stands for"),
     # pages of failed or skipped records read few rows, not the whole job
     Index(
         "sluice_results_not_successful",

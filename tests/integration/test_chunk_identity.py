@@ -17,6 +17,7 @@ from streams.models import Chunk
 from streams.processing.policy import DeadLetter, decide
 from streams.processing.writer import Applied, ApplyFailed, apply_raw
 from streams.sink.database import make_engine
+from streams.sink.results import record_dead_lettered
 from streams.sink.tables import create_tables
 from streams.wire.chunks import encode_chunk
 from streams.wire.codec import CHUNK, codec
@@ -196,3 +197,30 @@ def test_a_chunk_repeating_a_row_is_poison_counted_in_its_job(engine: Engine) ->
     assert "records: row 3 appears twice" in caught.value.failure.message
     assert caught.value.info is not None and caught.value.failure.counts_in_job
     assert ledger_of(engine, job_id) == [] and query(engine, "SELECT count(*) FROM users") == [(0,)]
+
+
+def test_an_intake_chunk_applied_after_its_dead_letter_replaces_the_failures_it_left(
+    any_database_url: str,
+) -> None:
+    """An intake chunk drops records that already have a result (read again), but not the
+    failures it left itself when it was dead-lettered: a replay applies them. Another chunk
+    holding one of those records again still drops it (the dead letter counted it)."""
+    engine = make_engine(any_database_url, pool_size=1)
+    job_id = str(uuid.uuid4())
+    intake = replace(a_chunk(job_id, "k@example.com", "l@example.com"), lane=0, json_values=True)
+    dead = replace(intake, chunk_index=5, partition_seq=5)
+    record_dead_lettered(engine, job_id, 5, [1, 2], "chunk dead-lettered: Boom")
+    again = replace(intake, chunk_index=6, partition_seq=6, records=intake.records[1:])
+
+    other = apply_raw(encode_chunk(again), engine)
+    assert isinstance(other, Applied) and other.result.records == 0
+    replayed = apply_raw(encode_chunk(dead), engine)
+    assert isinstance(replayed, Applied) and replayed.fresh
+    assert (replayed.result.records, replayed.result.successful) == (2, 2)
+    assert query(engine, "SELECT email FROM users ORDER BY email") == [
+        ("k@example.com",),
+        ("l@example.com",),
+    ]
+    rows = "SELECT row_no, outcome, dead_chunk FROM sluice_results WHERE job_id = :j ORDER BY 1"
+    assert query(engine, rows, j=job_id) == [(1, "created", None), (2, "created", None)]
+    engine.dispose()
