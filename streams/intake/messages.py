@@ -23,10 +23,10 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from streams.access import valid_tenant
+from streams.intake.days import day_of
 from streams.wire.records import Unreadable
 
 #: a record's value -> its fields; raises Unreadable with the reason
@@ -61,6 +61,7 @@ class IntakeMessage:
     error: str | None = None  # why the record cannot be read (it fails alone)
     options: dict[str, Any] = field(default_factory=dict)  # begin
     count: int | None = None  # end
+    day: str | None = None  # a record without a batch: its standing job's UTC day
 
 
 def job_id_of(tenant: str, job_type: str, batch: str | None, day: str) -> str:
@@ -154,7 +155,7 @@ def read_message(
     """Classify one input message; raises Refused when no job can be named for it."""
     tenant = _tenant(headers, default_tenant, allowed_tenants)
     batch = _batch(headers)
-    day = datetime.fromtimestamp(timestamp_ms / 1000, UTC).date().isoformat()
+    day = day_of(timestamp_ms)
     job_id = job_id_of(tenant, job_type, batch, day)
     control = _text(headers, CONTROL_HEADER)
     if control is not None:
@@ -165,7 +166,10 @@ def read_message(
         fields, error = None, seq_problem
     if error is not None:
         error = f"{error} ({topic}[{partition}]@{offset})"
-    return IntakeMessage(RECORD, tenant, job_type, job_id, batch, row, fields, error)
+    standing_day = day if batch is None else None
+    return IntakeMessage(
+        RECORD, tenant, job_type, job_id, batch, row, fields, error, day=standing_day
+    )
 
 
 def _control(
