@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     upstream_tenants: str = "default"
     # seconds a batch's records wait for its begin message before it opens with default options
     batch_wait: float = Field(10.0, ge=0, le=600)
+    # seconds after its UTC day ends before a standing job may close (records of the day still
+    # on their way, producer clocks a little behind; docs/upstream.md)
+    standing_grace: float = Field(900.0, ge=0, le=7 * 86400)
     # A Confluent schema registry (http://host:8081) whose ids frame Avro values on input
     # topics (00 + 4-byte id + body); empty: such values fail, Avro single-object still works.
     schema_registry_url: str = ""

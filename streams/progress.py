@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from streams import upstream_ends
 from streams.wire.events import (
     ACCEPTED,
     BATCH_ENDED,
@@ -25,6 +26,7 @@ from streams.wire.events import (
     RESULT_READY,
     SPLIT_COMPLETED,
     SPLIT_FAILED,
+    STANDING_CLOSED,
 )
 
 ERROR_SAMPLE_SIZE = 10
@@ -62,9 +64,11 @@ def new_state(job_id: str) -> State:
         "result": None,
         "resultBasis": None,
         "resultError": None,
-        # records from an input topic: the total is known once the batch's end says it
+        # records from an input topic: the total is known once the batch's end says it, or
+        # the standing job's day (UTC, YYYY-MM-DD) closes (streams/upstream_ends.py)
         "upstream": False,
         "ended": False,
+        "standingDay": None,
     }
 
 
@@ -113,6 +117,7 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
             acceptedAt=updated["acceptedAt"] or at_ms,
             awaitsResult=bool(body.get("awaitsResult")),
             upstream=bool(body.get("upstream")),
+            standingDay=body.get("standingDay"),
         )
     elif kind == SPLIT_COMPLETED:
         if updated["totalChunks"] is not None:
@@ -122,10 +127,9 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
             totalChunks=body["totalChunks"],
             unknownColumns=list(body["unknownColumns"]),
         )
-    elif kind == BATCH_ENDED:
-        if updated.get("ended"):
-            return current  # a second copy
-        updated.update(totalRecords=body["count"], ended=True)
+    elif kind in (BATCH_ENDED, STANDING_CLOSED):  # an upstream job's total is known
+        if not upstream_ends.end(updated, kind, body):
+            return current
     elif kind == SPLIT_FAILED:
         updated.update(error=body["reason"])
     elif kind == CHUNK_OUTCOME:
@@ -148,7 +152,7 @@ def apply_event(state: State | None, job_id: str, at_ms: int, kind: str, body: d
         )
     else:
         return current
-    _note_overflow(updated)
+    upstream_ends.note_past_end(updated)
     finished = status_of(updated) in FINISHED
     if finished and updated["completedAt"] is None:
         updated["completedAt"] = at_ms
@@ -214,14 +218,6 @@ def _note_waiting(state: State, body: dict, at_ms: int) -> bool:
     return True
 
 
-def _note_overflow(state: State) -> None:
-    """An upstream job counting more records than its batch's end said fails."""
-    if state.get("upstream") and state.get("ended") and not state["error"]:
-        total, records = state["totalRecords"], state["records"]
-        if records > total:
-            state["error"] = f"the batch's end said {total} records; {records} arrived"
-
-
 def waiting_on(state: State | None) -> str | None:
     """What the job's chunks are waiting for (the database), if any is."""
     reasons = sorted({w["reason"] for w in (state or {}).get("waiting", {}).values()})
@@ -266,7 +262,8 @@ def awaits_result(state: State | None) -> bool:
 
 
 def _all_counted(state: State) -> bool:
-    """Every chunk of an API-split job counted; every record an upstream job's end said."""
+    """Every chunk of an API-split job counted; every record an upstream job's end (a batch's
+    end message, a standing job's close) said."""
     if state.get("upstream"):
         return bool(state.get("ended")) and state["records"] >= state["totalRecords"]
     return state["totalChunks"] is not None and state["chunksDone"] >= state["totalChunks"]
@@ -276,7 +273,7 @@ def status_of(state: State | None) -> str:
     """queued → active → completed; failed when the split broke off or stopOnError met a failed
     record; cancelled when a cancelled job's last chunk is accounted for. A job with a result
     stays active after its last chunk until the result is made (failed if it cannot be). An
-    upstream job's last chunk is the one that brings its records to its batch's end count."""
+    upstream job ends at its batch's end count, or when its day closes (upstream_ends.py)."""
     if state is None:
         return "queued"
     if state["error"]:

@@ -1,5 +1,7 @@
 """The progress agent: fold progress events into the job-progress table, once each; the job
-registry's status rows follow (streams/agents/status.py)."""
+registry's status rows follow (streams/agents/status.py), results are made for jobs that have
+one (streams/agents/finish.py) and standing jobs close after their day (streams/agents/
+standing.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 
 from streams.agents.finish import JobFinisher
 from streams.agents.outcomes import OutcomePublisher
+from streams.agents.standing import StandingCloser
 from streams.agents.status import StatusRecorder
 from streams.deadletter import dead_letter
 from streams.exceptions import PoisonMessage
@@ -19,11 +22,18 @@ log = logging.getLogger(__name__)
 
 
 class ProgressFolder:
-    def __init__(self, runtime: Runtime, finisher: JobFinisher, recorder: StatusRecorder):
+    def __init__(
+        self,
+        runtime: Runtime,
+        finisher: JobFinisher,
+        recorder: StatusRecorder,
+        closer: StandingCloser,
+    ):
         self.runtime = runtime
         self.table = runtime.progress_table
         self.outcomes = OutcomePublisher(runtime)
         self.finisher = finisher  # results of jobs that have one, e.g. an export's file
+        self.closer = closer  # standing jobs, closed after their day
         self.recorder = recorder  # the registry's status rows; the event is done through it
 
     async def fold(self, message: Any) -> None:
@@ -46,6 +56,7 @@ class ProgressFolder:
             if progress.job_id in table:
                 del table[progress.job_id]
             self.recorder.removed(progress.job_id)
+            self.closer.consider(progress.job_id, None)
             self.runtime.commit_guard.done(message.tp, message.offset)
             return
         current = table.get(progress.job_id)
@@ -59,11 +70,12 @@ class ProgressFolder:
             table[progress.job_id] = updated
         self.recorder.folded(progress.job_id, updated, message)
         self.finisher.consider(progress.job_id, updated)
+        self.closer.consider(progress.job_id, updated)
 
 
-def register(runtime: Runtime, finisher: JobFinisher) -> None:
+def register(runtime: Runtime, finisher: JobFinisher, closer: StandingCloser) -> None:
     recorder = StatusRecorder(runtime)
-    folder = ProgressFolder(runtime, finisher, recorder)
+    folder = ProgressFolder(runtime, finisher, recorder, closer)
     state, guard = runtime.state, runtime.commit_guard
 
     @runtime.app.task

@@ -26,15 +26,15 @@ from streams.sink.faults import database_away
 log = logging.getLogger(__name__)
 STATUS_ATTEMPTS = 5
 
-#: what a job's registry row says: status, completion (epoch ms), totals
-Row = tuple[str, int | None, tuple[int, int] | None]
+#: what a job's registry row says: status, completion (epoch ms), totals (None: left as they are)
+Row = tuple[str, int | None, tuple[int | None, int | None] | None]
 
 
 def row_of(state: State) -> Row:
-    totals = None
-    if state.get("upstream"):  # known once its batch ended; the chunks are those counted
-        if state.get("ended"):
-            totals = (state["totalRecords"], state["chunksDone"])
+    totals: tuple[int | None, int | None] | None = None
+    if state.get("upstream"):  # known once it ended (unknown again when a standing job reopens)
+        ended = state.get("ended")
+        totals = (state["totalRecords"], state["chunksDone"]) if ended else (None, None)
     elif state["totalChunks"] is not None:
         totals = (state["totalRecords"], state["totalChunks"])
     return status_of(state), state["completedAt"], totals

@@ -6,7 +6,9 @@ are held (not split) for up to SLUICE_BATCH_WAIT seconds from the first of them,
 the job type's default options. A `begin` read after its batch opened with other options is
 refused (a dead letter saying so). A batch's job is one registry row, made by whichever worker
 opens it first; every worker then reads the options from that row. Records without a batch join
-the standing job of their day, opened at once with default options.
+the standing job of their day, opened at once with default options. A standing job whose day is
+over is forgotten once it takes no record for a while: a late record of its day opens it again
+(announced again, its registry row made anew if retention removed the job meanwhile).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from streams.clock import now_ms
 from streams.exceptions import OptionError
+from streams.intake.days import day_of
 from streams.intake.messages import IntakeMessage, Refused
 from streams.jobtypes import JOB_TYPES
 from streams.jobtypes.base import JobType
@@ -39,10 +42,13 @@ class OpenJob:
     job_type: JobType
     batch: str | None
     options: dict[str, Any]
+    day: str | None = None  # a standing job's UTC day
+    used: float = field(default_factory=time.monotonic)  # when it last took a record
 
 
 LOOK_EVERY_SECONDS = 0.1  # how often a waiting batch's registry row is looked for
 ASK_FINISHED_EVERY_SECONDS = 1.0  # how often an open batch's job is asked if it finished
+FORGET_AFTER_SECONDS = 60.0  # a standing job of a day over, taking no record: forgotten
 
 
 class Batches:
@@ -76,6 +82,7 @@ class Batches:
         (`at_once`: it waits no longer)."""
         job = self.open.get(message.job_id)
         if job is not None:
+            job.used = time.monotonic()
             return job
         if message.batch is None:
             return await self._open(message, self._defaults(message))
@@ -111,6 +118,22 @@ class Batches:
             await (await self.runtime.outcome_topic.send(key=job.job_id.encode(), value=reused))
         return self._finished[job.job_id]
 
+    def forget_days_over(self, busy: Collection[str]) -> list[str]:
+        """Forget the standing jobs of days over that took no record for FORGET_AFTER_SECONDS
+        (but not those in `busy`, whose records wait to be sent); their ids."""
+        now, today = time.monotonic(), day_of(now_ms())
+        gone = [
+            job_id
+            for job_id, job in self.open.items()
+            if job.day is not None
+            and job.day < today
+            and now - job.used >= FORGET_AFTER_SECONDS
+            and job_id not in busy
+        ]
+        for job_id in gone:
+            del self.open[job_id]
+        return gone
+
     def _defaults(self, message: IntakeMessage) -> dict[str, Any]:
         return JOB_TYPES[message.job_type].parse_options({})
 
@@ -134,7 +157,12 @@ class Batches:
         """Announce the job (every worker that feeds it does, once: a worker that opened it
         may have stopped before it could) and keep it."""
         accepted = events.job_accepted(
-            message.job_id, message.job_type, message.tenant, options, upstream=True
+            message.job_id,
+            message.job_type,
+            message.tenant,
+            options,
+            upstream=True,
+            standing_day=message.day,
         )
         delivery = await self.runtime.progress_topic.send(key=message.job_id, value=accepted)
         await delivery
@@ -144,6 +172,7 @@ class Batches:
             JOB_TYPES[message.job_type],
             message.batch,
             dict(options),
+            message.day,
         )
         self.open[message.job_id] = job
         self._first_seen.pop(message.job_id, None)

@@ -24,10 +24,10 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from streams.access import valid_tenant
+from streams.intake.days import day_of
 from streams.wire.records import Unreadable
 
 #: a record's value -> its fields; raises Unreadable with the reason
@@ -62,6 +62,7 @@ class IntakeMessage:
     error: str | None = None  # why the record cannot be read (it fails alone)
     options: dict[str, Any] = field(default_factory=dict)  # begin
     count: int | None = None  # end
+    day: str | None = None  # a record without a batch: its standing job's UTC day
 
 
 @functools.lru_cache(maxsize=4096)  # one per batch, not one per record: uuid5 costs
@@ -72,10 +73,6 @@ def job_id_of(tenant: str, job_type: str, batch: str | None, day: str | None) ->
         else (f"day\n{tenant}\n{job_type}\n{day}")
     )
     return str(uuid.uuid5(_JOBS, name))
-
-
-def utc_day(timestamp_ms: int) -> str:
-    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).date().isoformat()
 
 
 def _text(headers: dict[str, bytes], name: str) -> str | None:
@@ -160,7 +157,7 @@ def read_message(
     """Classify one input message; raises Refused when no job can be named for it."""
     tenant = _tenant(headers, default_tenant, allowed_tenants)
     batch = _batch(headers)
-    day = None if batch is not None else utc_day(timestamp_ms)
+    day = None if batch is not None else day_of(timestamp_ms)
     job_id = job_id_of(tenant, job_type, batch, day)
     control = _text(headers, CONTROL_HEADER)
     if control is not None:
@@ -171,7 +168,7 @@ def read_message(
         fields, error = None, seq_problem
     if error is not None:
         error = f"{error} ({topic}[{partition}]@{offset})"
-    return IntakeMessage(RECORD, tenant, job_type, job_id, batch, row, fields, error)
+    return IntakeMessage(RECORD, tenant, job_type, job_id, batch, row, fields, error, day=day)
 
 
 def _control(

@@ -37,6 +37,7 @@ from streams.wire.origin import ORIGIN_HEADER, origin_mark
 BLOCK = 64
 MAX_UNACKNOWLEDGED = 32  # chunks sent and not acknowledged yet: past it, the oldest is waited for
 LINGER_SECONDS = 0.2
+FORGET_EVERY_SECONDS = 10.0  # how often standing jobs of days over are looked at
 MAX_HELD = 200_000  # records held for their batches' begin, in all: past it the oldest opens
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class IntakeSplitter:
         # one of the same key is cut, so a key's chunks reach the chunk topic in order
         self._turn = asyncio.Lock()
         self._unacknowledged: deque[tuple[Any, list[Where]]] = deque()
+        self._forgot = time.monotonic()
 
     async def add(self, message: IntakeMessage, where: Where) -> None:
         async with self._turn:
@@ -114,6 +116,11 @@ class IntakeSplitter:
             if everything or now - gathering.since >= LINGER_SECONDS:
                 await self._send(key)
         await self._settle()
+        if now - self._forgot >= FORGET_EVERY_SECONDS:
+            self._forgot = now
+            # a block of a forgotten job is not used again: its job may be made anew
+            for job_id in self.batches.forget_days_over({job for job, _ in self._gathering}):
+                self._blocks.pop(job_id, None)
 
     async def _gather(self, job: OpenJob, message: IntakeMessage, where: Where) -> None:
         key = job.job_type.routing_key(message.fields) if message.fields is not None else None

@@ -204,7 +204,7 @@ def record_status(
     status: str,
     completed_at: datetime | None,
     expires_at: datetime | None,
-    totals: tuple[int, int] | None = None,
+    totals: tuple[int | None, int | None] | None = None,
 ) -> None:
     """The job's status as the progress agent last saw it (for listings and retention), and
     its totals when known (the submission records them too, unless the database was away)."""

@@ -19,6 +19,7 @@ RESULT_READY = "sluice.ResultReady"
 JOB_REMOVED = "sluice.JobRemoved"
 CHUNK_WAITING = "sluice.ChunkWaiting"
 BATCH_ENDED = "sluice.BatchEnded"
+STANDING_CLOSED = "sluice.StandingClosed"
 
 
 def _encode(job_id: str, kind: str, body: dict[str, Any]) -> bytes:
@@ -33,15 +34,17 @@ def job_accepted(
     *,
     awaits_result: bool = False,
     upstream: bool = False,
+    standing_day: str | None = None,
 ) -> bytes:
     """`upstream`: the job's records come from an input topic; its total is known only from its
-    BatchEnded."""
+    BatchEnded, or for the standing job of a day (`standing_day`) from its StandingClosed."""
     body = {
         "jobType": job_type,
         "tenant": tenant,
         "options": json.dumps(options),
         "awaitsResult": awaits_result,
         "upstream": upstream,
+        "standingDay": standing_day,
     }
     return _encode(job_id, ACCEPTED, body)
 
@@ -129,6 +132,12 @@ def result_ready(
 def batch_ended(job_id: str, count: int) -> bytes:
     """An upstream batch's end message said it has `count` records: the job's total."""
     return _encode(job_id, BATCH_ENDED, {"count": count})
+
+
+def standing_closed(job_id: str, day: str) -> bytes:
+    """The standing job's day is over and every record of it read so far is counted: its total
+    is what its progress has counted when this is folded (streams/agents/standing.py)."""
+    return _encode(job_id, STANDING_CLOSED, {"day": day})
 
 
 def job_removed(job_id: str, reason: str) -> bytes:

@@ -9,7 +9,7 @@ from typing import Any
 
 import faust
 
-from streams.agents import chunks, finish, housekeeping, intake, progress
+from streams.agents import chunks, finish, housekeeping, intake, progress, standing
 from streams.config import Settings
 from streams.exports.signing import signing_key
 from streams.kafka.admission import InOrderAdmission
@@ -51,7 +51,7 @@ def build_worker(settings: Settings, *, api: Api | None, until_idle: bool = Fals
         runtime.state,
     )
     chunks.register(runtime, processor)
-    progress.register(runtime, finish.attach(runtime))
+    progress.register(runtime, finish.attach(runtime), standing.attach(runtime))
     intake.register(runtime)
     housekeeping.register(runtime)
     if until_idle:

@@ -27,8 +27,11 @@ def outcome_consumer(servers: str, topic: str, job_id: str) -> Consumer:
     return consumer
 
 
-def outcomes_of(servers: str, topic: str, job_id: str, timeout: float = 60) -> list[dict]:
-    """The job's outcome events, in order, up to its first final one."""
+def outcomes_of(
+    servers: str, topic: str, job_id: str, timeout: float = 60, finals: int = 1
+) -> list[dict]:
+    """The job's outcome events, in order, up to its `finals`-th final one (a job made active
+    again by a replay or a late record is final again)."""
     consumer = outcome_consumer(servers, topic, job_id)
     events: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
@@ -41,7 +44,7 @@ def outcomes_of(servers: str, topic: str, job_id: str, timeout: float = 60) -> l
                 continue
             event = json.loads(message.value())
             events.append(event)
-            if event["final"]:
+            if sum(e["final"] for e in events) == finals:
                 return events
     finally:
         consumer.close()

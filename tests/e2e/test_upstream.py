@@ -31,11 +31,15 @@ def send(
     *,
     key: str | None = None,
     partition: int | None = None,
+    timestamp: int | None = None,
     **headers: str,
 ) -> None:
+    """`timestamp`: the message's (milliseconds since the epoch; None: librdkafka's now)."""
     raw = value if isinstance(value, bytes) else json.dumps(value).encode()
     named = [(name.replace("_", "-"), text.encode()) for name, text in headers.items()]
-    extra = {} if partition is None else {"partition": partition}
+    extra: dict[str, int] = {} if partition is None else {"partition": partition}
+    if timestamp is not None:
+        extra["timestamp"] = timestamp
     out.produce(topic, raw, key=key.encode() if key else None, headers=named, **extra)
     out.poll(0)
 
@@ -189,7 +193,7 @@ def test_records_without_a_batch_join_the_standing_job_of_the_day(stack: Stack) 
         raise AssertionError("the standing job did not count the 51 records")
     assert len(jobs) == 1 and jobs[0]["batchId"] is None
     assert (view["progress"]["successful"], view["progress"]["failed"]) == (50, 1)
-    assert view["status"] == "active"  # it stands for the rest of its day
+    assert view["status"] == "active"  # until its day is over (tests/e2e/test_standing_jobs.py)
     job = jobs[0]["jobId"]
     status, page = http("GET", f"{worker.url}/api/batch/jobs/{job}/results?status=failed")
     assert status == 200

@@ -97,3 +97,9 @@ def test_a_message_no_job_can_take_is_refused_with_the_reason(
 ) -> None:
     with pytest.raises(Refused, match=says):
         read(value, **headers)
+
+
+def test_a_record_without_a_batch_carries_its_standing_jobs_day() -> None:
+    assert read({"email": "a@x.org"}).day == "2026-11-30"
+    assert read({"email": "a@x.org"}, sluice_batch="b").day is None
+    assert read({"count": 1}, sluice_batch="b", sluice_control="end").day is None

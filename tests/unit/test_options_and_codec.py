@@ -222,7 +222,7 @@ def test_a_truncated_chunk_is_poison() -> None:
 
 def test_a_progress_event_given_as_a_chunk_is_poison() -> None:
     frame = events.split_failed("job-1", "boom")
-    assert codec().schema_id_of(frame) == 107
+    assert codec().schema_id_of(frame) == 108
     with pytest.raises(PoisonMessage, match=r"is a sluice\.ProgressEvent, expected sluice\.Chunk"):
         decode_chunk(frame)
 
