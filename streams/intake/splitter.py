@@ -28,7 +28,7 @@ from streams.intake.batches import Batches, OpenJob
 from streams.intake.messages import IntakeMessage
 from streams.models import Chunk
 from streams.runtime import Runtime
-from streams.sink import jobs as job_registry
+from streams.sink.chunk_indexes import allocate_chunks
 from streams.split import partition_for
 from streams.wire.chunks import chunk_header, encode_chunk, raw_record
 from streams.wire.origin import ORIGIN_HEADER, origin_mark
@@ -178,9 +178,7 @@ class IntakeSplitter:
     async def _next_index(self, job_id: str) -> int:
         index, end = self._blocks.get(job_id, (0, 0))
         if index >= end:
-            index = await asyncio.to_thread(
-                job_registry.allocate_chunks, self.runtime.engine, job_id, BLOCK
-            )
+            index = await asyncio.to_thread(allocate_chunks, self.runtime.engine, job_id, BLOCK)
             end = index + BLOCK
         self._blocks[job_id] = (index + 1, end)
         return index
