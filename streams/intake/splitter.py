@@ -107,6 +107,7 @@ class IntakeSplitter:
         await self._settle()
 
     async def _gather(self, job: OpenJob, message: IntakeMessage, where: Where) -> None:
+        await self.batches.settle(job, message)  # before any chunk of it is sent
         key = job.job_type.routing_key(message.fields) if message.fields is not None else None
         partitions = self.runtime.state.chunk_partitions or self.runtime.settings.partitions
         partition = partition_for(key if key is not None else str(message.row), partitions)

@@ -1,8 +1,8 @@
 """The job registry's calls for topic jobs, on PostgreSQL and on SQLite: `ensure_job` makes a
 job's row once, whoever calls it and however many at once; `allocate_chunks` hands out disjoint
 consecutive blocks of chunk indexes, never one twice, and refuses a job it does not know or
-indexes past a chunk index's INTEGER; the listing finds jobs by batch id; a registry made before
-the columns gets them."""
+indexes past a chunk index's INTEGER; the outcome form is settled once, by the first to settle
+it; the listing finds jobs by batch id; a registry made before the columns gets them."""
 
 from __future__ import annotations
 
@@ -78,6 +78,28 @@ def test_one_of_many_concurrent_ensure_job_calls_makes_the_row(engine: Engine) -
     assert count == 1
 
 
+def form_of(engine: Engine, job_id: str) -> str | None:
+    record = job_registry.get_job(engine, job_id)
+    assert record is not None
+    return record.outcome_format
+
+
+def test_the_outcome_form_is_settled_once_by_the_first_to_settle_it(engine: Engine) -> None:
+    chosen = str(uuid.uuid4())
+    assert job_registry.ensure_job(engine, chosen, "acme", "user-import", OPTIONS, "b", "avro")
+    assert job_registry.settle_outcome_format(engine, chosen, "json") == "avro"
+    assert form_of(engine, chosen) == "avro"
+
+    open_job = new_job(engine)  # a begin that named no form
+    assert form_of(engine, open_job) is None
+    settled = together(
+        THREADS,
+        lambda i: job_registry.settle_outcome_format(engine, open_job, ("json", "avro")[i % 2]),
+    )
+    assert len(set(settled)) == 1  # every worker sees the one that won
+    assert form_of(engine, open_job) == settled[0]
+
+
 def test_allocate_chunks_hands_out_consecutive_blocks(engine: Engine) -> None:
     job_id = new_job(engine)
     assert chunk_indexes.allocate_chunks(engine, job_id, 1) == 0
@@ -143,13 +165,13 @@ def test_a_registry_from_before_the_columns_gets_them(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.begin() as connection:
         connection.execute(text("DROP INDEX sluice_jobs_batch"))
-        for column in ("batch_id", "origin", "chunks_allocated"):
+        for column in ("batch_id", "origin", "chunks_allocated", "outcome_format"):
             connection.execute(text(f"ALTER TABLE sluice_jobs DROP COLUMN {column}"))
     old = {c["name"] for c in inspect(engine).get_columns("sluice_jobs")}
     assert "origin" not in old
     create_tables(engine)
     columns = {c["name"] for c in inspect(engine).get_columns("sluice_jobs")}
-    assert {"batch_id", "origin", "chunks_allocated"} <= columns
+    assert {"batch_id", "origin", "chunks_allocated", "outcome_format"} <= columns
     indexes = {i["name"] for i in inspect(engine).get_indexes("sluice_jobs")}
     assert "sluice_jobs_batch" in indexes
     job_id = new_job(engine)
