@@ -9,6 +9,11 @@ opens it first; every worker then reads the options from that row. Records witho
 the standing job of their day, opened at once with default options. A standing job whose day is
 over is forgotten once it takes no record for a while: a late record of its day opens it again
 (announced again, its registry row made anew if retention removed the job meanwhile).
+
+The form of a job's outcome events (JSON or Avro) is settled once, on its registry row, by the
+first message that chooses one (`choice_of`): the message that opens the job, or else (a begin
+naming none) the first record a worker gathers for it, before its chunk is sent. A begin naming
+another form than the one settled is refused, as one with other options is.
 """
 
 from __future__ import annotations
@@ -23,14 +28,14 @@ from typing import Any
 from streams.clock import now_ms
 from streams.exceptions import OptionError
 from streams.intake.days import day_of
-from streams.intake.messages import IntakeMessage, Refused
+from streams.intake.messages import IntakeMessage, Refused, choice_of
 from streams.jobtypes import JOB_TYPES
 from streams.jobtypes.base import JobType
 from streams.progress import FINISHED
 from streams.runtime import Runtime
 from streams.sink import jobs as job_registry
 from streams.wire import events
-from streams.wire.outcomes import batch_reused_event
+from streams.wire.outcomes import JSON, batch_reused_event, outcome_headers
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,7 @@ class OpenJob:
     options: dict[str, Any]
     day: str | None = None  # a standing job's UTC day
     used: float = field(default_factory=time.monotonic)  # when it last took a record
+    outcome_format: str | None = None  # as settled on its row; None: not yet
 
 
 LOOK_EVERY_SECONDS = 0.1  # how often a waiting batch's registry row is looked for
@@ -76,6 +82,27 @@ class Batches:
                 f"more than SLUICE_BATCH_WAIT={self.wait:g} s before its begin): "
                 "produce begin before the records"
             )
+        chosen = message.outcome_format
+        if chosen is not None and await self._settle(job, chosen) != chosen:
+            raise Refused(
+                f"batch {message.batch!r} already sends its outcome events as "
+                f"{job.outcome_format} (an earlier begin chose it, or its records, read more "
+                f"than SLUICE_BATCH_WAIT={self.wait:g} s before this begin)"
+            )
+
+    async def settle(self, job: OpenJob, message: IntakeMessage) -> None:
+        """Settle the job's outcome form by this record, unless it is settled already."""
+        if job.outcome_format is None:
+            chosen = choice_of(message)
+            if chosen is not None:
+                await self._settle(job, chosen)
+
+    async def _settle(self, job: OpenJob, chosen: str) -> str:
+        if job.outcome_format is None:
+            job.outcome_format = await asyncio.to_thread(
+                job_registry.settle_outcome_format, self.runtime.engine, job.job_id, chosen
+            )
+        return job.outcome_format
 
     async def job_for(self, message: IntakeMessage, *, at_once: bool = False) -> OpenJob | None:
         """The open job a record belongs to; None while its batch waits for its begin
@@ -94,7 +121,9 @@ class Batches:
             self._looked[message.job_id] = now
             engine = self.runtime.engine
             found = await asyncio.to_thread(job_registry.get_job, engine, message.job_id)
-            return None if found is None else await self._remember(message, found.options)
+            if found is None:
+                return None
+            return await self._remember(message, found.options, found.outcome_format)
         return await self._open(message, self._defaults(message))
 
     async def finished(self, job: OpenJob) -> str | None:
@@ -111,11 +140,13 @@ class Batches:
             if found is None or found.status not in FINISHED:
                 return None
             self._finished[job.job_id] = found.status
+            form = found.outcome_format or JSON
             reused = batch_reused_event(
-                job.job_id, job.job_type.name, job.tenant, job.batch, found.status, now_ms()
+                job.job_id, job.job_type.name, job.tenant, job.batch, found.status, now_ms(), form
             )
             log.warning("batch %r of job %s came again after it finished", job.batch, job.job_id)
-            await (await self.runtime.outcome_topic.send(key=job.job_id.encode(), value=reused))
+            topic, key = self.runtime.outcome_topic, job.job_id.encode()
+            await (await topic.send(key=key, value=reused, headers=outcome_headers(form)))
         return self._finished[job.job_id]
 
     def forget_days_over(self, busy: Collection[str]) -> list[str]:
@@ -149,11 +180,16 @@ class Batches:
             message.job_type,
             options,
             message.batch,
+            choice_of(message),
         )
         found = await asyncio.to_thread(job_registry.get_job, engine, message.job_id)
-        return await self._remember(message, found.options if found is not None else options)
+        if found is None:  # removed meanwhile: what this worker knows will do
+            return await self._remember(message, options, choice_of(message))
+        return await self._remember(message, found.options, found.outcome_format)
 
-    async def _remember(self, message: IntakeMessage, options: Mapping[str, Any]) -> OpenJob:
+    async def _remember(
+        self, message: IntakeMessage, options: Mapping[str, Any], outcome_format: str | None
+    ) -> OpenJob:
         """Announce the job (every worker that feeds it does, once: a worker that opened it
         may have stopped before it could) and keep it."""
         accepted = events.job_accepted(
@@ -173,6 +209,7 @@ class Batches:
             message.batch,
             dict(options),
             message.day,
+            outcome_format=outcome_format,
         )
         self.open[message.job_id] = job
         self._first_seen.pop(message.job_id, None)

@@ -15,6 +15,9 @@ to any job (a tenant it may not act for, an unreadable batch header) is refused 
 - Value: read by the `read_value` the caller passes (streams/wire/records.py: JSON or Avro, with
   the registry's writer schemas already looked up), by default as a JSON object; what cannot be
   read (`Unreadable`) fails the record alone.
+- Outcome form: what a message says of the form of its job's outcome events (`choice_of`): the
+  `sluice-outcome-format` header (on a begin or a record), else a batch record's own form (Avro
+  or JSON, by its first bytes); a standing job's records say JSON, a begin without it nothing.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ import functools
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streams.access import valid_tenant
 from streams.intake.days import day_of
-from streams.wire.records import Unreadable
+from streams.wire.outcomes import AVRO, FORMS, JSON
+from streams.wire.records import Unreadable, is_avro
 
 #: a record's value -> its fields; raises Unreadable with the reason
 ValueReader = Callable[[bytes | None], dict[str, Any]]
@@ -37,6 +41,7 @@ BATCH_HEADER = "sluice-batch"
 TENANT_HEADER = "sluice-tenant"
 CONTROL_HEADER = "sluice-control"
 SEQ_HEADER = "sluice-seq"
+OUTCOME_FORMAT_HEADER = "sluice-outcome-format"
 MAX_BATCH_ID = 200
 MAX_SEQ = 2**40
 _OFFSET_ROWS = 2**52  # rows of records without a seq: 2^52 + partition·2^40 + offset
@@ -63,6 +68,18 @@ class IntakeMessage:
     options: dict[str, Any] = field(default_factory=dict)  # begin
     count: int | None = None  # end
     day: str | None = None  # a record without a batch: its standing job's UTC day
+    outcome_format: str | None = None  # the producer's explicit choice (begin, record)
+    value_form: str | None = None  # a record's: avro | json
+
+
+def choice_of(message: IntakeMessage) -> str | None:
+    """The outcome form the message chooses for its job: an explicit choice; else a batch
+    record's own form; else JSON for a standing job; None for a begin without a choice."""
+    if message.outcome_format is not None:
+        return message.outcome_format
+    if message.batch is None:
+        return JSON
+    return message.value_form
 
 
 @functools.lru_cache(maxsize=4096)  # one per batch, not one per record: uuid5 costs
@@ -104,6 +121,17 @@ def _batch(headers: dict[str, bytes]) -> str | None:
     if batch is not None and "\x00" in batch:  # PostgreSQL text cannot hold it
         raise Refused(f"header {BATCH_HEADER} must not contain a NUL character")
     return batch
+
+
+def _outcome_format(headers: dict[str, bytes]) -> tuple[str | None, str | None]:
+    """The chosen outcome form, and why the header cannot be used (its message then fails)."""
+    raw = headers.get(OUTCOME_FORMAT_HEADER)
+    if raw is None:
+        return None, None
+    chosen = raw.decode("ascii", errors="replace").strip().lower()
+    if chosen in FORMS:
+        return chosen, None
+    return None, f"header {OUTCOME_FORMAT_HEADER} must be {' or '.join(FORMS)}"
 
 
 def row_of(headers: dict[str, bytes], partition: int, offset: int) -> tuple[int, str | None]:
@@ -160,15 +188,34 @@ def read_message(
     day = None if batch is not None else day_of(timestamp_ms)
     job_id = job_id_of(tenant, job_type, batch, day)
     control = _text(headers, CONTROL_HEADER)
+    chosen, choice_problem = _outcome_format(headers)
     if control is not None:
-        return _control(control, value, tenant, job_type, job_id, batch)
+        message = _control(control, value, tenant, job_type, job_id, batch)
+        if message.kind != BEGIN:  # an end chooses nothing: a bad header must not refuse it
+            return message
+        if choice_problem is not None:
+            raise Refused(choice_problem)
+        return replace(message, outcome_format=chosen)
     row, seq_problem = row_of(headers, partition, offset)
     fields, error = _record_fields(value, read_value)
-    if seq_problem is not None:
-        fields, error = None, seq_problem
+    if seq_problem is not None or choice_problem is not None:
+        fields, error = None, seq_problem or choice_problem
     if error is not None:
         error = f"{error} ({topic}[{partition}]@{offset})"
-    return IntakeMessage(RECORD, tenant, job_type, job_id, batch, row, fields, error, day=day)
+    form = AVRO if is_avro(value) else JSON
+    return IntakeMessage(
+        RECORD,
+        tenant,
+        job_type,
+        job_id,
+        batch,
+        row,
+        fields,
+        error,
+        day=day,
+        outcome_format=chosen,
+        value_form=form,
+    )
 
 
 def _control(

@@ -29,7 +29,7 @@ from streams.intake.messages import IntakeMessage
 from streams.kafka.commit_guard import CommitGuard
 from streams.models import Chunk
 from streams.runtime import Runtime
-from streams.sink import jobs as job_registry
+from streams.sink.chunk_indexes import allocate_chunks
 from streams.split import partition_for
 from streams.wire.chunks import chunk_header, encode_chunk, raw_record
 from streams.wire.origin import ORIGIN_HEADER, origin_mark
@@ -123,6 +123,7 @@ class IntakeSplitter:
                 self._blocks.pop(job_id, None)
 
     async def _gather(self, job: OpenJob, message: IntakeMessage, where: Where) -> None:
+        await self.batches.settle(job, message)  # before any chunk of it is sent
         key = job.job_type.routing_key(message.fields) if message.fields is not None else None
         partitions = self.runtime.state.chunk_partitions or self.runtime.settings.partitions
         partition = partition_for(key if key is not None else str(message.row), partitions)
@@ -196,9 +197,7 @@ class IntakeSplitter:
     async def _next_index(self, job_id: str) -> int:
         index, end = self._blocks.get(job_id, (0, 0))
         if index >= end:
-            index = await asyncio.to_thread(
-                job_registry.allocate_chunks, self.runtime.engine, job_id, BLOCK
-            )
+            index = await asyncio.to_thread(allocate_chunks, self.runtime.engine, job_id, BLOCK)
             end = index + BLOCK
         self._blocks[job_id] = (index + 1, end)
         return index

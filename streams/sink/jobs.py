@@ -24,16 +24,6 @@ ABORTED = "aborted"  # its upload broke off
 API = "api"  # submitted to the HTTP API
 TOPIC = "topic"  # a producer's batch on an input topic
 
-MAX_CHUNK_INDEX = 2**31 - 1  # sluice_chunks.chunk_index is an INTEGER
-
-
-class UnknownJob(LookupError):
-    """The job has no registry row."""
-
-
-class ChunkIndexesExhausted(OverflowError):
-    """A job's chunk indexes would pass MAX_CHUNK_INDEX."""
-
 
 @dataclass(frozen=True)
 class JobRecord:
@@ -51,6 +41,7 @@ class JobRecord:
     expires_at: datetime | None = None
     batch_id: str | None = None  # the producer's batch (topic jobs)
     origin: str | None = None  # api | topic; None on rows from before the column
+    outcome_format: str | None = None  # json | avro; None: JSON, or a batch's not settled
 
 
 def insert_job(
@@ -87,14 +78,16 @@ def ensure_job(
     job_type: str,
     options: dict[str, Any],
     batch_id: str | None,
+    outcome_format: str | None = None,
 ) -> bool:
     """Register a topic job unless its row exists (INSERT ... ON CONFLICT (id) DO NOTHING: safe
     for any number of workers at once); True when this call made the row. An existing row is
     left as it is."""
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    row = _new_row(job_id, tenant, job_type, options, TOPIC)
     statement = (
         dialect.insert(jobs)
-        .values(**_new_row(job_id, tenant, job_type, options, TOPIC), batch_id=batch_id)
+        .values(**row, batch_id=batch_id, outcome_format=outcome_format)
         .on_conflict_do_nothing(index_elements=[jobs.c.id])
         .returning(jobs.c.id)
     )
@@ -102,29 +95,18 @@ def ensure_job(
         return connection.execute(statement).first() is not None
 
 
-def allocate_chunks(engine: Engine, job_id: str, count: int) -> int:
-    """Reserve `count` consecutive chunk indexes of the job and return the first: one UPDATE
-    ... RETURNING, so concurrent callers (any worker) get disjoint blocks, and a block once
-    reserved is never given again, even if its caller crashes before using it."""
-    if count < 1:
-        raise ValueError(f"count must be at least 1, not {count}")
-    allocated = func.coalesce(jobs.c.chunks_allocated, 0)
+def settle_outcome_format(engine: Engine, job_id: str, outcome_format: str) -> str:
+    """The form of the job's outcome events: `outcome_format` unless one is settled already
+    (the first to settle it wins, on any worker: one UPDATE ... RETURNING)."""
     statement = (
         jobs.update()
-        .where(jobs.c.id == job_id, allocated + count <= MAX_CHUNK_INDEX + 1)
-        .values(chunks_allocated=allocated + count)
-        .returning(jobs.c.chunks_allocated)
+        .where(jobs.c.id == job_id)
+        .values(outcome_format=func.coalesce(jobs.c.outcome_format, outcome_format))
+        .returning(jobs.c.outcome_format)
     )
     with engine.begin() as connection:
-        end = connection.execute(statement).scalar()
-        if end is not None:
-            return int(end) - count
-        taken = connection.execute(select(allocated).where(jobs.c.id == job_id)).first()
-    if taken is None:
-        raise UnknownJob(f"no job {job_id!r} in the registry to allocate chunks of")
-    raise ChunkIndexesExhausted(
-        f"job {job_id}: {count} more chunk indexes after {taken[0]} would pass {MAX_CHUNK_INDEX}"
-    )
+        settled = connection.execute(statement).scalar()
+    return outcome_format if settled is None else str(settled)  # no row: nothing to disagree
 
 
 def record_split(engine: Engine, job_id: str, total_records: int, total_chunks: int) -> None:
@@ -164,6 +146,7 @@ def _record(row: Any) -> JobRecord:
         expires_at=row.expires_at,
         batch_id=row.batch_id,
         origin=row.origin,
+        outcome_format=row.outcome_format,
     )
 
 

@@ -74,6 +74,9 @@ jobs = Table(
     Column("batch_id", String(200), doc="the producer's batch id (topic jobs)"),
     Column("origin", String(16), doc="api | topic"),
     Column("chunks_allocated", BigInteger, doc="intake chunks: the next free chunk index"),
+    # the form of the job's outcome events (streams/wire/outcomes.py): NULL is JSON, except on
+    # a topic batch, where it is not settled yet (its begin named none, no record read yet)
+    Column("outcome_format", String(8), doc="json | avro"),
     Index("sluice_jobs_listing", "tenant", "created_at", "id"),
     Index("sluice_jobs_expiry", "expires_at"),
     Index("sluice_jobs_batch", "tenant", "batch_id"),

@@ -1,6 +1,6 @@
 """Avro encode/decode for every record Sluice puts on Kafka; the only module importing fastavro
 (streams/wire/records.py reads producers' Avro values through `parse_avro`, `fingerprint64` and
-`read_avro` below).
+`read_avro` below; streams/wire/outcomes.py writes outcome events with `write_avro`).
 
 Wire format: one magic byte 0 and a 4-byte big-endian schema id, then the schemaless Avro body
 (the Confluent framing, so a schema registry can take over the ids later). A union of records
@@ -136,6 +136,13 @@ def fingerprint64(parsed: Any) -> int:
     gives its little-endian bytes in hex)."""
     text = fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
     return int.from_bytes(bytes.fromhex(text), "little")
+
+
+def write_avro(parsed: Any, record: dict[str, Any]) -> bytes:
+    """The binary Avro body of `record` written with the schema `parsed`, with no header."""
+    buffer = io.BytesIO()
+    schemaless_writer(buffer, parsed, record)
+    return buffer.getvalue()
 
 
 def read_avro(data: bytes, start: int, writer: Any, reader: Any | None) -> Any:

@@ -89,6 +89,11 @@ def confluent_schema_id(value: bytes | None) -> int | None:
     return int(CONFLUENT.unpack_from(value)[1])
 
 
+def is_avro(value: bytes | None) -> bool:
+    """Whether a value is framed as Avro (single-object or Confluent), by its first bytes."""
+    return value is not None and (value.startswith(SINGLE_OBJECT) or value[:1] == b"\x00")
+
+
 def decode_record_value(
     value: bytes | None, schemas: RecordSchemas, writer_of: WriterLookup | None = None
 ) -> dict[str, Any]:

@@ -1,17 +1,43 @@
 """Outcome events as an upstream system consumes them: a confluent-kafka (librdkafka) consumer,
 written as docs/upstream.md shows, follows a job on `<app>.outcomes` to `completed` with the
-same counts as the status API."""
+same counts as the status API. It reads both forms, JSON and Avro single-object encoding (with
+fastavro and the published schema, no Sluice code), by their first bytes."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer
+from fastavro import parse_schema, schemaless_reader
+from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from tests.support.workers import Stack, http
+
+OUTCOME_SCHEMA = parse_schema(
+    json.loads(
+        (Path(__file__).resolve().parents[2] / "schemas/outcomes/job_outcome.v1.avsc").read_text()
+    )
+)
+OUTCOME_FINGERPRINT = bytes.fromhex(
+    fingerprint(to_parsing_canonical_form(OUTCOME_SCHEMA), "CRC-64-AVRO")
+)  # little-endian, as on the wire
+Outcome = tuple[str, str | None, dict[str, Any]]  # (form by first bytes, sluice-format, event)
+
+
+def decode_outcome(value: bytes) -> tuple[str, dict[str, Any]]:
+    """An outcome message's form and event: Avro single-object (`C3 01` + fingerprint) or JSON."""
+    if value[:2] == b"\xc3\x01":
+        assert value[2:10] == OUTCOME_FINGERPRINT, value[:10].hex()
+        event = schemaless_reader(io.BytesIO(value[10:]), OUTCOME_SCHEMA)
+        assert isinstance(event, dict)
+        return "avro", event
+    return "json", json.loads(value)
 
 
 def outcome_consumer(servers: str, topic: str, job_id: str) -> Consumer:
@@ -27,13 +53,16 @@ def outcome_consumer(servers: str, topic: str, job_id: str) -> Consumer:
     return consumer
 
 
-def outcomes_of(
-    servers: str, topic: str, job_id: str, timeout: float = 60, finals: int = 1
-) -> list[dict]:
-    """The job's outcome events, in order, up to its `finals`-th final one (a job made active
-    again by a replay or a late record is final again)."""
+def outcome_messages_of(
+    servers: str,
+    topic: str,
+    job_id: str,
+    until: Callable[[dict[str, Any]], bool] = lambda event: bool(event["final"]),
+    timeout: float = 60,
+) -> list[Outcome]:
+    """The job's outcome messages, in order, up to the first event `until` holds for."""
     consumer = outcome_consumer(servers, topic, job_id)
-    events: list[dict[str, Any]] = []
+    found: list[Outcome] = []
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -42,13 +71,44 @@ def outcomes_of(
                 continue
             if message.key() != job_id.encode():
                 continue
-            event = json.loads(message.value())
-            events.append(event)
-            if sum(e["final"] for e in events) == finals:
-                return events
+            form, event = decode_outcome(message.value())
+            named = dict(message.headers() or []).get("sluice-format")
+            found.append((form, named.decode() if named is not None else None, event))
+            if until(event):
+                return found
     finally:
         consumer.close()
-    raise AssertionError(f"no final outcome for {job_id} within {timeout} s: {events}")
+    raise AssertionError(f"no such outcome for {job_id} within {timeout} s: {found}")
+
+
+def outcomes_of(
+    servers: str, topic: str, job_id: str, timeout: float = 60, finals: int = 1
+) -> list[dict]:
+    """The job's outcome events, in order, up to its `finals`-th final one (a job made active
+    again by a replay or a late record is final again)."""
+    seen = [0]
+
+    def until(event: dict[str, Any]) -> bool:
+        seen[0] += bool(event["final"])
+        return seen[0] == finals
+
+    messages = outcome_messages_of(servers, topic, job_id, until, timeout=timeout)
+    return [event for _, _, event in messages]
+
+
+def counts_of(view: dict[str, Any]) -> dict[str, Any]:
+    """The counts an outcome event should carry, as the status API shows them."""
+    progress, summary = view["progress"], view["summary"]
+    return {
+        "total": progress["total"],
+        "processed": progress["processed"],
+        "successful": progress["successful"],
+        "failed": progress["failed"],
+        "skipped": progress["skipped"],
+        "created": summary["created"],
+        "updated": summary["updated"],
+        "deadLettered": summary["deadLettered"],
+    }
 
 
 def test_a_consumer_sees_the_job_complete_with_the_status_apis_counts(stack: Stack) -> None:
@@ -58,23 +118,15 @@ def test_a_consumer_sees_the_job_complete_with_the_status_apis_counts(stack: Sta
     job_id = stack.submit_csv(worker, body, chunkSize=100)["jobId"]
     view = stack.wait_finished(worker, job_id)
 
-    events = outcomes_of(stack.bootstrap_servers, f"{stack.app_id}.outcomes", job_id)
+    found = outcome_messages_of(stack.bootstrap_servers, f"{stack.app_id}.outcomes", job_id)
+    assert {(form, named) for form, named, _ in found} == {("json", "json")}  # an API job's form
+    events = [event for _, _, event in found]
     assert events[0]["status"] == "queued" and events[0]["previousStatus"] is None
     for before, after in itertools.pairwise(events):
         assert after["previousStatus"] == before["status"] != after["status"]
     final = events[-1]
     assert (final["status"], final["jobId"], final["tenant"]) == ("completed", job_id, "default")
-    progress = view["progress"]
-    assert final["counts"] == {
-        "total": progress["total"],
-        "processed": progress["processed"],
-        "successful": progress["successful"],
-        "failed": progress["failed"],
-        "skipped": progress["skipped"],
-        "created": view["summary"]["created"],
-        "updated": view["summary"]["updated"],
-        "deadLettered": view["summary"]["deadLettered"],
-    }
+    assert final["counts"] == counts_of(view)
     assert (final["counts"]["successful"], final["counts"]["failed"]) == (2000, 1)
     status, _ = http("GET", f"{worker.url}/api/batch/jobs/{job_id}")
     assert status == 200

@@ -1,8 +1,8 @@
 """The job registry's calls for topic jobs, on PostgreSQL and on SQLite: `ensure_job` makes a
 job's row once, whoever calls it and however many at once; `allocate_chunks` hands out disjoint
 consecutive blocks of chunk indexes, never one twice, and refuses a job it does not know or
-indexes past a chunk index's INTEGER; the listing finds jobs by batch id; a registry made before
-the columns gets them."""
+indexes past a chunk index's INTEGER; the outcome form is settled once, by the first to settle
+it; the listing finds jobs by batch id; a registry made before the columns gets them."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import Engine, inspect, text
 
+from streams.sink import chunk_indexes
 from streams.sink import jobs as job_registry
 from streams.sink.database import make_engine
 from streams.sink.tables import create_tables
@@ -77,13 +78,35 @@ def test_one_of_many_concurrent_ensure_job_calls_makes_the_row(engine: Engine) -
     assert count == 1
 
 
+def form_of(engine: Engine, job_id: str) -> str | None:
+    record = job_registry.get_job(engine, job_id)
+    assert record is not None
+    return record.outcome_format
+
+
+def test_the_outcome_form_is_settled_once_by_the_first_to_settle_it(engine: Engine) -> None:
+    chosen = str(uuid.uuid4())
+    assert job_registry.ensure_job(engine, chosen, "acme", "user-import", OPTIONS, "b", "avro")
+    assert job_registry.settle_outcome_format(engine, chosen, "json") == "avro"
+    assert form_of(engine, chosen) == "avro"
+
+    open_job = new_job(engine)  # a begin that named no form
+    assert form_of(engine, open_job) is None
+    settled = together(
+        THREADS,
+        lambda i: job_registry.settle_outcome_format(engine, open_job, ("json", "avro")[i % 2]),
+    )
+    assert len(set(settled)) == 1  # every worker sees the one that won
+    assert form_of(engine, open_job) == settled[0]
+
+
 def test_allocate_chunks_hands_out_consecutive_blocks(engine: Engine) -> None:
     job_id = new_job(engine)
-    assert job_registry.allocate_chunks(engine, job_id, 1) == 0
-    assert job_registry.allocate_chunks(engine, job_id, 10) == 1
-    assert job_registry.allocate_chunks(engine, job_id, 5) == 11
+    assert chunk_indexes.allocate_chunks(engine, job_id, 1) == 0
+    assert chunk_indexes.allocate_chunks(engine, job_id, 10) == 1
+    assert chunk_indexes.allocate_chunks(engine, job_id, 5) == 11
     other = new_job(engine)
-    assert job_registry.allocate_chunks(engine, other, 3) == 0  # each job counts its own
+    assert chunk_indexes.allocate_chunks(engine, other, 3) == 0  # each job counts its own
 
 
 def test_concurrent_allocations_are_disjoint(engine: Engine) -> None:
@@ -91,7 +114,7 @@ def test_concurrent_allocations_are_disjoint(engine: Engine) -> None:
     rounds, block = 5, 4
 
     def take(_: int) -> list[int]:
-        return [job_registry.allocate_chunks(engine, job_id, block) for _ in range(rounds)]
+        return [chunk_indexes.allocate_chunks(engine, job_id, block) for _ in range(rounds)]
 
     firsts = [first for taken in together(THREADS, take) for first in taken]
     indexes = sorted(i for first in firsts for i in range(first, first + block))
@@ -99,21 +122,21 @@ def test_concurrent_allocations_are_disjoint(engine: Engine) -> None:
 
 
 def test_allocating_for_an_unknown_job_is_an_error(engine: Engine) -> None:
-    with pytest.raises(job_registry.UnknownJob, match="no job"):
-        job_registry.allocate_chunks(engine, str(uuid.uuid4()), 1)
+    with pytest.raises(chunk_indexes.UnknownJob, match="no job"):
+        chunk_indexes.allocate_chunks(engine, str(uuid.uuid4()), 1)
     with pytest.raises(ValueError, match="at least 1"):
-        job_registry.allocate_chunks(engine, new_job(engine), 0)
+        chunk_indexes.allocate_chunks(engine, new_job(engine), 0)
 
 
 def test_chunk_indexes_never_pass_an_integer(engine: Engine) -> None:
     job_id = new_job(engine)
-    top = job_registry.MAX_CHUNK_INDEX
-    assert job_registry.allocate_chunks(engine, job_id, top) == 0  # 0 .. 2^31-2
-    with pytest.raises(job_registry.ChunkIndexesExhausted, match=str(top)):
-        job_registry.allocate_chunks(engine, job_id, 2)
-    assert job_registry.allocate_chunks(engine, job_id, 1) == top  # the last one, then none
-    with pytest.raises(job_registry.ChunkIndexesExhausted):
-        job_registry.allocate_chunks(engine, job_id, 1)
+    top = chunk_indexes.MAX_CHUNK_INDEX
+    assert chunk_indexes.allocate_chunks(engine, job_id, top) == 0  # 0 .. 2^31-2
+    with pytest.raises(chunk_indexes.ChunkIndexesExhausted, match=str(top)):
+        chunk_indexes.allocate_chunks(engine, job_id, 2)
+    assert chunk_indexes.allocate_chunks(engine, job_id, 1) == top  # the last one, then none
+    with pytest.raises(chunk_indexes.ChunkIndexesExhausted):
+        chunk_indexes.allocate_chunks(engine, job_id, 1)
 
 
 def test_the_listing_finds_a_batchs_jobs(engine: Engine) -> None:
@@ -142,15 +165,15 @@ def test_a_registry_from_before_the_columns_gets_them(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.begin() as connection:
         connection.execute(text("DROP INDEX sluice_jobs_batch"))
-        for column in ("batch_id", "origin", "chunks_allocated"):
+        for column in ("batch_id", "origin", "chunks_allocated", "outcome_format"):
             connection.execute(text(f"ALTER TABLE sluice_jobs DROP COLUMN {column}"))
     old = {c["name"] for c in inspect(engine).get_columns("sluice_jobs")}
     assert "origin" not in old
     create_tables(engine)
     columns = {c["name"] for c in inspect(engine).get_columns("sluice_jobs")}
-    assert {"batch_id", "origin", "chunks_allocated"} <= columns
+    assert {"batch_id", "origin", "chunks_allocated", "outcome_format"} <= columns
     indexes = {i["name"] for i in inspect(engine).get_indexes("sluice_jobs")}
     assert "sluice_jobs_batch" in indexes
     job_id = new_job(engine)
-    assert job_registry.allocate_chunks(engine, job_id, 2) == 0
+    assert chunk_indexes.allocate_chunks(engine, job_id, 2) == 0
     engine.dispose()

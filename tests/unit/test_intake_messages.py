@@ -14,6 +14,7 @@ from streams.intake.messages import (
     RECORD,
     IntakeMessage,
     Refused,
+    choice_of,
     job_id_of,
     read_message,
 )
@@ -90,6 +91,11 @@ def test_begin_and_end_carry_options_and_count() -> None:
         ({"count": -1}, {"sluice_control": "end", "sluice_batch": "b"}, "count"),
         ({"options": []}, {"sluice_control": "begin", "sluice_batch": "b"}, "options"),
         ({}, {"sluice_control": "pause", "sluice_batch": "b"}, "begin or end"),
+        (
+            {"options": {}},
+            {"sluice_control": "begin", "sluice_batch": "b", "sluice_outcome_format": "xml"},
+            "sluice-outcome-format must be json or avro",
+        ),
     ],
 )
 def test_a_message_no_job_can_take_is_refused_with_the_reason(
@@ -103,3 +109,29 @@ def test_a_record_without_a_batch_carries_its_standing_jobs_day() -> None:
     assert read({"email": "a@x.org"}).day == "2026-11-30"
     assert read({"email": "a@x.org"}, sluice_batch="b").day is None
     assert read({"count": 1}, sluice_batch="b", sluice_control="end").day is None
+
+
+AVRO_VALUE = b"\xc3\x01" + bytes(8) + b"\x00"  # read as JSON here: only its first bytes count
+
+
+def test_what_a_message_chooses_for_its_jobs_outcome_form() -> None:
+    begin = {"options": {}}
+    plain = read(begin, sluice_batch="b", sluice_control="begin")
+    assert choice_of(plain) is None  # a begin without the header leaves it to the records
+    named = read(begin, sluice_batch="b", sluice_control="begin", sluice_outcome_format=" Avro ")
+    assert choice_of(named) == "avro"
+    assert choice_of(read({"email": "a@x.org"}, sluice_batch="b")) == "json"
+    assert choice_of(read(AVRO_VALUE, sluice_batch="b")) == "avro"  # a batch: the record's form
+    assert choice_of(read(AVRO_VALUE)) == "json"  # a standing job: JSON unless chosen
+    assert choice_of(read(AVRO_VALUE, sluice_outcome_format="avro")) == "avro"
+    chosen = read({"email": "a@x.org"}, sluice_batch="b", sluice_outcome_format="avro")
+    assert choice_of(chosen) == "avro" and chosen.fields == {"email": "a@x.org"}
+    end = read({"count": 1}, sluice_batch="b", sluice_control="end", sluice_outcome_format="x")
+    assert end.kind == END and choice_of(end) is None  # an end chooses nothing, nor fails
+
+
+def test_a_record_with_a_bad_outcome_format_header_fails_alone() -> None:
+    bad = read({"email": "a@x.org"}, sluice_batch="b", sluice_outcome_format="protobuf")
+    assert bad.kind == RECORD and bad.fields is None
+    assert bad.error is not None and "sluice-outcome-format" in bad.error
+    assert choice_of(bad) == "json"  # it still counts, as the record it is
