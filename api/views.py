@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from api import paths
+from streams import kept
 from streams.clock import from_ms, iso, iso_ms
 from streams.config import Settings
 from streams.deadletter.reader import DeadLetter
@@ -88,6 +89,7 @@ def _summary(s: State) -> dict[str, Any]:
         "updated": s["updated"],
         "deadLettered": s["deadLettered"],
         "deadLetteredChunks": len(s.get("deadLetters", {})),
+        "deadLettersLost": 0,  # dead-lettered chunks the broker lost (job_view: the registry's)
         "lastReplayAt": iso_ms(s.get("lastReplayAt")),
         "unknownColumns": s["unknownColumns"],
         "errors": sorted(s["errors"], key=lambda e: e["row"]),
@@ -112,15 +114,20 @@ def job_view(
     job_id: str, job: JobRecord | None, state: State | None, settings: Settings
 ) -> dict[str, Any]:
     """A job's status as GET /api/batch/jobs/{id} answers it (on the job's owner), from its
-    registry row and progress state; from the state alone while the database is away."""
+    registry row and progress state (the state the registry keeps, once the table lost a
+    finished job: streams/kept.py); from the state alone while the database is away."""
     tenant = job.tenant if job is not None else (state or {}).get("tenant") or ""
     link = download_link(settings, tenant, job_id)
+    state, from_registry = kept.answering(job, state)
     if job is None:
         view = status_view(job_id, (state or {}).get("type") or "", state, None, link)
     else:
         view = status_view(job_id, job.type, state, job.total_records, link)
+        if from_registry and job.status:
+            view["status"] = job.status  # what the registry recorded when the job ended
         if job.error and view["status"] != "failed":
             view["status"], view["error"] = "failed", job.error
+        view["summary"]["deadLettersLost"] = job.dead_letters_lost or 0
     completed = from_ms((state or {}).get("completedAt"))
     view["expiresAt"] = iso(expires_at(settings, view["status"], completed))
     view["resultsUrl"] = paths.results_url(job_id)

@@ -14,6 +14,15 @@ def from_ms(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+def to_ms(moment: datetime | None) -> int | None:
+    """Epoch milliseconds of `moment`; a naive value is UTC (SQLite hands those back)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
 def iso(moment: datetime | None) -> str | None:
     """ISO-8601 in UTC with a `Z`; a naive value is UTC already (SQLite hands those back).
     Runs once per exported row: no work beyond what the value needs."""

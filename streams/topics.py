@@ -28,6 +28,11 @@ def outcome_topic(app_id: str) -> str:
     return f"{app_id}.outcomes"
 
 
+def mark_topic(app_id: str) -> str:
+    """Marks that say the broker still holds what it held (streams/worker/broker_loss.py)."""
+    return f"{app_id}.mark"
+
+
 def dead_letter_topic(source_topic: str) -> str:
     """The dead-letter topic of a source topic: one per source, by this rule only."""
     return f"{source_topic}{DEAD_LETTER_SUFFIX}"

@@ -7,6 +7,7 @@ row already says what its state says, the event is done at once. Otherwise the w
 away; the event's offset is done only once its write is made, so a worker that stops first
 reads the event again, and (its memory of what the registry holds starting empty) writes it
 again. Meanwhile the agent goes on folding: status lookups, which read the table, stay current.
+A finished job's row also keeps its state (streams/kept.py): the truth once the table lost it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 from typing import Any
 
 from streams.clock import from_ms
+from streams.kept import kept_text
 from streams.progress import State, status_of
 from streams.retention import expires_at
 from streams.retry import retrying
@@ -26,8 +28,9 @@ from streams.sink.faults import database_away
 log = logging.getLogger(__name__)
 STATUS_ATTEMPTS = 5
 
-#: what a job's registry row says: status, completion (epoch ms), totals (None: left as they are)
-Row = tuple[str, int | None, tuple[int | None, int | None] | None]
+#: what a job's registry row says: status, completion (epoch ms), totals (None: left as they
+#: are), and once finished the kept state (JSON: streams/kept.py)
+Row = tuple[str, int | None, tuple[int | None, int | None] | None, str | None]
 
 
 def row_of(state: State) -> Row:
@@ -37,7 +40,8 @@ def row_of(state: State) -> Row:
         totals = (state["totalRecords"], state["chunksDone"]) if ended else (None, None)
     elif state["totalChunks"] is not None:
         totals = (state["totalRecords"], state["totalChunks"])
-    return status_of(state), state["completedAt"], totals
+    status = status_of(state)
+    return status, state["completedAt"], totals, kept_text(state, status)
 
 
 class StatusRecorder:
@@ -76,7 +80,7 @@ class StatusRecorder:
                     self._done(message)
 
     async def _write(self, job_id: str, row: Row) -> bool:
-        status, completed_ms, totals = row
+        status, completed_ms, totals, kept = row
         completed = from_ms(completed_ms)
         expiry = expires_at(self.runtime.settings, status, completed)
         what = f"status of job {job_id}"
@@ -91,6 +95,7 @@ class StatusRecorder:
                         completed,
                         expiry,
                         totals,
+                        kept,
                     )
         except Exception:  # the table is right regardless; only listings and expiry wait
             log.exception("status of job %s not recorded: it is not listed as %s", job_id, status)

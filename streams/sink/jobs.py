@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 
 from streams.sink.tables import jobs
@@ -42,6 +42,8 @@ class JobRecord:
     batch_id: str | None = None  # the producer's batch (topic jobs)
     origin: str | None = None  # api | topic; None on rows from before the column
     outcome_format: str | None = None  # json | avro; None: JSON, or a batch's not settled
+    kept_state: dict[str, Any] | None = None  # its finished progress state (streams/kept.py)
+    dead_letters_lost: int | None = None  # dead-lettered chunks the broker lost
 
 
 def insert_job(
@@ -130,7 +132,7 @@ def record_error(engine: Engine, job_id: str, error: str) -> None:
         stop(connection, job_id, ABORTED)
 
 
-def _record(row: Any) -> JobRecord:
+def record_of(row: Any) -> JobRecord:
     return JobRecord(
         id=row.id,
         tenant=row.tenant,
@@ -147,6 +149,8 @@ def _record(row: Any) -> JobRecord:
         batch_id=row.batch_id,
         origin=row.origin,
         outcome_format=row.outcome_format,
+        kept_state=json.loads(row.kept_state) if row.kept_state else None,
+        dead_letters_lost=row.dead_letters_lost,
     )
 
 
@@ -160,7 +164,7 @@ def get_job(engine: Engine, job_id: str) -> JobRecord | None:
         return None
     with engine.connect() as connection:
         row = connection.execute(select(jobs).where(jobs.c.id == job_id)).first()
-    return None if row is None else _record(row)
+    return None if row is None else record_of(row)
 
 
 def stop_reason(connection: Connection, job_id: str) -> str | None:
@@ -188,18 +192,23 @@ def record_status(
     completed_at: datetime | None,
     expires_at: datetime | None,
     totals: tuple[int | None, int | None] | None = None,
+    kept: str | None = None,
 ) -> None:
-    """The job's status as the progress agent last saw it (for listings and retention), and
-    its totals when known (the submission records them too, unless the database was away)."""
+    """The job's status as the progress agent last saw it (for listings and retention), its
+    totals when known (the submission records them too, unless the database was away) and,
+    once finished, its `kept` state (JSON, streams/kept.py). A job with an error (its upload
+    broke off, the broker lost it) stays failed whatever a progress state says later."""
     values: dict[str, Any] = {
         "status": status,
         "completed_at": completed_at,
         "expires_at": expires_at,
+        "kept_state": kept,
     }
     if totals is not None:
         values["total_records"], values["total_chunks"] = totals
+    still_true = true() if status == "failed" else jobs.c.error.is_(None)
     with engine.begin() as connection:
-        connection.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+        connection.execute(jobs.update().where(jobs.c.id == job_id, still_true).values(**values))
 
 
 @dataclass(frozen=True)
@@ -242,7 +251,7 @@ def list_jobs(
     query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
     with engine.connect() as connection:
         rows = connection.execute(query).all()
-    return JobPage([_record(row) for row in rows[:limit]], len(rows) > limit)
+    return JobPage([record_of(row) for row in rows[:limit]], len(rows) > limit)
 
 
 def expired_jobs(

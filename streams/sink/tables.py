@@ -77,6 +77,9 @@ jobs = Table(
     # the form of the job's outcome events (streams/wire/outcomes.py): NULL is JSON, except on
     # a topic batch, where it is not settled yet (its begin named none, no record read yet)
     Column("outcome_format", String(8), doc="json | avro"),
+    # the durable truth of a finished job, for when the broker's data is gone (streams/kept.py)
+    Column("kept_state", Text, doc="JSON: the job's final progress state, without bookkeeping"),
+    Column("dead_letters_lost", Integer, doc="its dead-lettered chunks the broker lost"),
     Index("sluice_jobs_listing", "tenant", "created_at", "id"),
     Index("sluice_jobs_expiry", "expires_at"),
     Index("sluice_jobs_batch", "tenant", "batch_id"),
@@ -137,6 +140,17 @@ dead_letter_replays = Table(
     Column("dead_letter", String(400), primary_key=True, doc="<topic>:<partition>:<offset>@<ms>"),
     Column("job_id", String(36)),
     Column("replayed_at", DateTime(timezone=True), nullable=False),
+)
+
+# The mark that tells whether the broker still holds what it held (streams/worker/broker_loss.py):
+# one per app id, also written to the app's mark topic.
+broker_marks = Table(
+    "sluice_broker_marks",
+    metadata,
+    Column("app_id", String(200), primary_key=True),
+    Column("mark", String(36), nullable=False, doc="a UUID, also a record of <app>.mark"),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("lost_at", DateTime(timezone=True), doc="when the broker's data was last found lost"),
 )
 
 # API keys (streams/access.py): only a key's SHA-256 is kept; its prefix names it to people.

@@ -19,6 +19,7 @@ from streams.processing.pool import WriterPool, writer_processes
 from streams.processing.processor import ChunkProcessor
 from streams.runtime import Runtime, create_runtime
 from streams.sink.sessions import SessionLimits
+from streams.worker import broker_loss
 from streams.worker.idle import exit_when_idle
 
 
@@ -35,6 +36,8 @@ class Api:
 
 def build_worker(settings: Settings, *, api: Api | None, until_idle: bool = False) -> Runtime:
     runtime = create_runtime(settings, web_options=api.web_options(settings) if api else None)
+    # before anything is consumed or served: jobs a broker lost with its data end failed
+    broker_loss.check(settings, runtime.engine)
     pool = WriterPool(
         settings.database_url.get_secret_value(),
         writer_processes(settings, runtime.engine.dialect.name),

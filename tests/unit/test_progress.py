@@ -247,6 +247,7 @@ def test_status_view_fields_and_percentage() -> None:
             "updated": 2,
             "deadLettered": 0,
             "deadLetteredChunks": 0,
+            "deadLettersLost": 0,
             "lastReplayAt": None,
             "unknownColumns": ["extra"],
             "errors": errors,
