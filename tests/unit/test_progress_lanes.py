@@ -134,7 +134,7 @@ def test_two_lanes_out_of_order_count_each_chunk_once() -> None:
     assert status_of(state) == "active"
     state = fold(state, events.batch_ended(JOB, 50))
     assert (status_of(state), state["totalRecords"], state["completedAt"]) == ("completed", 50, 1)
-    assert row_of(state) == ("completed", 1, (50, 5))
+    assert row_of(state)[:3] == ("completed", 1, (50, 5))
 
 
 def test_a_lane_and_a_partition_with_the_same_number_are_different_chunks() -> None:
@@ -146,7 +146,7 @@ def test_a_lane_and_a_partition_with_the_same_number_are_different_chunks() -> N
 
 def test_the_batch_end_before_its_records() -> None:
     state = fold(upstream_job(), events.batch_ended(JOB, 25))
-    assert (status_of(state), row_of(state)) == ("queued", ("queued", None, (25, 0)))
+    assert (status_of(state), row_of(state)[:3]) == ("queued", ("queued", None, (25, 0)))
     state = outcome(state, 0)
     assert status_of(state) == "active"
     state = outcome(outcome(state, 2, records=5), 1)
@@ -158,7 +158,7 @@ def test_the_batch_end_before_its_records() -> None:
 def test_an_upstream_job_without_its_end_stays_active() -> None:
     state = outcome(upstream_job(), 0)
     assert status_of(state) == "active"
-    assert row_of(state) == ("active", None, (None, None))  # its totals: not known yet
+    assert row_of(state)[:3] == ("active", None, (None, None))  # its totals: not known yet
 
 
 def test_more_records_than_the_end_said_fail_the_job() -> None:
@@ -230,4 +230,4 @@ def test_an_http_job_keeps_its_keys_and_totals() -> None:
     dead = events.chunk_outcome(info(3, partition=2, lane=-1), result(10, 10), dead_lettered=True)
     state = fold(state, dead)
     assert state["deadLetters"].keys() == {"2:3"} and state["seen"] == {"2": [0, [3]]}
-    assert row_of(state) == ("active", None, None)
+    assert row_of(state)[:3] == ("active", None, None)
