@@ -23,7 +23,7 @@ lost only when both hold:
 A healthy cluster fails both: it kept its mark and every job's announcement. Deleting the
 progress and mark topics, or pointing the workers at another cluster with the same database, is
 taken for a loss, which it is for the jobs in flight. Workers that outlive a broker restart keep
-their stale tables (shared/BROKER.md #7): restart them; `sluice run` restarts both together.
+tables whose changelogs are gone: restart them too (`sluice run` restarts both together).
 
 When both hold, the worker puts a new mark on the topic and then, in one transaction, replaces
 the remembered mark with it (only if the registry still remembers the one it read: of workers
