@@ -195,6 +195,19 @@ def test_retention_removes_a_finished_upstream_job_as_an_http_one_and_keeps_unfi
     assert _kept(db, opened["jobId"])["results"] == 5
     assert _kept(db, failing["jobId"])["jobs"] == 1
 
+    # the batch produced again after its job was removed: answered, not applied
+    removed = views["topic"]["jobId"]
+    _batch(out, topic, "done", [{"email": "topic1@example.com", "name": "Again"}], first_seq=301)
+    _control(out, topic, "done", "end", {"count": 301})
+    out.flush()
+    reused = _events_until(
+        stack, removed, lambda events: bool(events) and events[-1]["event"] == "batchReused"
+    )
+    assert (reused[-1]["status"], reused[-1]["batchId"]) == ("removed", "done"), reused[-1]
+    assert _listed(worker, "done") == []
+    assert users(db)["topic1@example.com"][0] == "K 1"
+    assert _kept(db, removed) == {"results": 0, "chunks": 0, "jobs": 0, "users": 296}
+
 
 # -- dead letters and replay ----------------------------------------------------------------------
 
