@@ -12,9 +12,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from sqlalchemy import Engine, text
 
+from tests.e2e.test_outcomes import outcome_consumer, poll_until
 from tests.e2e.test_replay import RAISING, TRIGGER
 from tests.e2e.test_retention import _instant, _kept, _until_removed
 from tests.e2e.test_upstream import TOPIC, finished, job_of_batch, producer, send, users
@@ -72,27 +73,16 @@ def _read_until(
     servers: str, topic: str, done: Callable[[list[Any]], bool], timeout: float = 60
 ) -> list[Any]:
     """Messages of `topic` from its beginning (a group of its own) until `done` says so."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": servers,
-            "group.id": f"lifecycle-reader-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topic])
     seen: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            seen.append(message)
-            if done(seen):
-                return seen
-    finally:
-        consumer.close()
-    raise AssertionError(f"{topic}: not there within {timeout} s ({len(seen)} messages read)")
+
+    def take(message: Any) -> bool:
+        seen.append(message)
+        return done(seen)
+
+    consumer = outcome_consumer(servers, topic, f"lifecycle-reader-{time.monotonic_ns()}")
+    if not poll_until(consumer, take, timeout):
+        raise AssertionError(f"{topic}: not there within {timeout} s ({len(seen)} messages read)")
+    return seen
 
 
 def _events_until(
