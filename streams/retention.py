@@ -19,7 +19,7 @@ from sqlalchemy import Engine, delete
 from streams.config import Settings
 from streams.exports import remove_expired_exports, remove_job_exports
 from streams.sink import jobs as job_registry
-from streams.sink import results
+from streams.sink import removed_batches, results
 from streams.sink.tables import chunks, dead_letter_replays
 from streams.wire.events import job_removed
 
@@ -38,7 +38,8 @@ def expires_at(settings: Settings, status: str, completed_at: datetime | None) -
 
 def remove_job(engine: Engine, job_id: str) -> None:
     """Everything Sluice keeps about a job in the database and in files, in one transaction;
-    imported rows stay. (Its progress state goes with `announce_removed`.)"""
+    imported rows stay, and an upstream batch's id (streams/sink/removed_batches.py). (Its
+    progress state goes with `announce_removed`.)"""
     remove_job_exports(job_id)
     with engine.begin() as connection:
         results.remove_job(connection, job_id)
@@ -46,6 +47,7 @@ def remove_job(engine: Engine, job_id: str) -> None:
         connection.execute(
             delete(dead_letter_replays).where(dead_letter_replays.c.job_id == job_id)
         )
+        removed_batches.remember_removed(connection, job_id)
         job_registry.remove_job(connection, job_id)
 
 

@@ -16,6 +16,7 @@ import logging
 import time
 from typing import Any
 
+from streams.agents.rescans import rescan_when_jobs_move
 from streams.jobtypes import JOB_TYPES
 from streams.jobtypes.base import JobType
 from streams.ownership import owns
@@ -107,12 +108,5 @@ def attach(runtime: Runtime) -> JobFinisher:
     async def finish_waiting_jobs() -> None:
         finisher.rescan()
 
-    async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
-        finisher.rescan_soon()
-
-    async def on_recovered() -> None:
-        finisher.rescan_soon()
-
-    runtime.app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
-    runtime.progress_table.on_recover(on_recovered)
+    rescan_when_jobs_move(runtime, finisher.rescan_soon)
     return finisher

@@ -22,7 +22,6 @@ from streams.intake.registry import SchemaRegistry
 from streams.intake.splitter import LINGER_SECONDS, IntakeSplitter
 from streams.kafka.commit_guard import CommitGuard
 from streams.runtime import Runtime
-from streams.wire import events
 from streams.wire.records import confluent_schema_id, decode_record_value, record_schemas
 
 log = logging.getLogger(__name__)
@@ -70,8 +69,7 @@ def _taker(runtime: Runtime, splitter: IntakeSplitter) -> Any:
             if read.kind == BEGIN:
                 await splitter.batches.begin(read)
             elif read.kind == END:
-                ended = events.batch_ended(read.job_id, read.count or 0)
-                await (await runtime.progress_topic.send(key=read.job_id, value=ended))
+                await splitter.batches.end(read)
             else:
                 await splitter.add(read, where)
                 return  # done once its chunk is acknowledged

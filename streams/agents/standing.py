@@ -37,6 +37,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from streams.agents.rescans import rescan_when_jobs_move
 from streams.clock import now_ms
 from streams.intake.days import is_over, last_day_over, stream_time
 from streams.intake.reader import intake_group
@@ -161,12 +162,5 @@ def attach(runtime: Runtime) -> StandingCloser:
     async def close_standing_jobs() -> None:
         await closer.tick()
 
-    async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
-        closer.rescan_soon()
-
-    async def on_recovered() -> None:
-        closer.rescan_soon()
-
-    runtime.app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
-    runtime.progress_table.on_recover(on_recovered)
+    rescan_when_jobs_move(runtime, closer.rescan_soon)
     return closer

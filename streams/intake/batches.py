@@ -34,6 +34,7 @@ from streams.jobtypes.base import JobType
 from streams.progress import FINISHED
 from streams.runtime import Runtime
 from streams.sink import jobs as job_registry
+from streams.sink.removed_batches import was_removed
 from streams.wire import events
 from streams.wire.outcomes import JSON, batch_reused_event, outcome_headers
 
@@ -50,8 +51,10 @@ class OpenJob:
     day: str | None = None  # a standing job's UTC day
     used: float = field(default_factory=time.monotonic)  # when it last took a record
     outcome_format: str | None = None  # as settled on its row; None: not yet
+    removed: bool = False  # a batch whose job was removed: nothing more is applied to it
 
 
+REMOVED = "removed"  # the final status of a batch whose job was removed, in batchReused events
 LOOK_EVERY_SECONDS = 0.1  # how often a waiting batch's registry row is looked for
 ASK_FINISHED_EVERY_SECONDS = 1.0  # how often an open batch's job is asked if it finished
 FORGET_AFTER_SECONDS = 60.0  # a standing job of a day over, taking no record: forgotten
@@ -76,6 +79,9 @@ class Batches:
         except OptionError as exc:
             raise Refused(f"the begin message's options: {exc}") from None
         job = await self._open(message, options)
+        if job.removed:
+            await self.finished(job)  # answered by an outcome event
+            return
         if job.options != options:
             raise Refused(
                 f"batch {message.batch!r} already opened with other options (its records came "
@@ -90,9 +96,17 @@ class Batches:
                 f"than SLUICE_BATCH_WAIT={self.wait:g} s before this begin)"
             )
 
+    async def end(self, message: IntakeMessage) -> None:
+        """A batch's `end`: its job learns how many records it has (unless it was removed)."""
+        if await self._was_removed(message):
+            await self.finished(self._removed(message))
+            return
+        ended = events.batch_ended(message.job_id, message.count or 0)
+        await (await self.runtime.progress_topic.send(key=message.job_id, value=ended))
+
     async def settle(self, job: OpenJob, message: IntakeMessage) -> None:
         """Settle the job's outcome form by this record, unless it is settled already."""
-        if job.outcome_format is None:
+        if job.outcome_format is None and not job.removed:
             chosen = choice_of(message)
             if chosen is not None:
                 await self._settle(job, chosen)
@@ -136,18 +150,41 @@ class Batches:
             if now - self._asked.get(job.job_id, 0.0) < ASK_FINISHED_EVERY_SECONDS:
                 return None
             self._asked[job.job_id] = now
-            found = await asyncio.to_thread(job_registry.get_job, self.runtime.engine, job.job_id)
-            if found is None or found.status not in FINISHED:
+            status, form = await self._final_status(job)
+            if status is None:
                 return None
-            self._finished[job.job_id] = found.status
-            form = found.outcome_format or JSON
+            self._finished[job.job_id] = status
             reused = batch_reused_event(
-                job.job_id, job.job_type.name, job.tenant, job.batch, found.status, now_ms(), form
+                job.job_id, job.job_type.name, job.tenant, job.batch, status, now_ms(), form
             )
             log.warning("batch %r of job %s came again after it finished", job.batch, job.job_id)
             topic, key = self.runtime.outcome_topic, job.job_id.encode()
             await (await topic.send(key=key, value=reused, headers=outcome_headers(form)))
         return self._finished[job.job_id]
+
+    async def _final_status(self, job: OpenJob) -> tuple[str | None, str]:
+        """The job's final status (`removed` when its registry row went with retention or a
+        DELETE) and outcome form; None while it runs."""
+        if job.removed:
+            return REMOVED, job.outcome_format or JSON
+        found = await asyncio.to_thread(job_registry.get_job, self.runtime.engine, job.job_id)
+        if found is not None:
+            final = found.status if found.status in FINISHED else None
+            return final, found.outcome_format or JSON
+        if await asyncio.to_thread(was_removed, self.runtime.engine, job.job_id):
+            return REMOVED, job.outcome_format or JSON
+        return None, JSON
+
+    async def _was_removed(self, message: IntakeMessage) -> bool:
+        if message.batch is None:
+            return False  # a standing job removed by retention opens anew for late records
+        return await asyncio.to_thread(was_removed, self.runtime.engine, message.job_id)
+
+    def _removed(self, message: IntakeMessage) -> OpenJob:
+        job_type = JOB_TYPES[message.job_type]
+        job = OpenJob(message.job_id, message.tenant, job_type, message.batch, {}, removed=True)
+        self.open[message.job_id] = job
+        return job
 
     def forget_days_over(self, busy: Collection[str]) -> list[str]:
         """Forget the standing jobs of days over that took no record for FORGET_AFTER_SECONDS
@@ -170,8 +207,10 @@ class Batches:
 
     async def _open(self, message: IntakeMessage, options: dict[str, Any]) -> OpenJob:
         """Make the job's registry row unless another worker did, announce it, and keep the
-        options the row holds."""
+        options the row holds; a batch whose job was removed is not opened again."""
         engine = self.runtime.engine
+        if await self._was_removed(message):
+            return self._removed(message)
         await asyncio.to_thread(
             job_registry.ensure_job,
             engine,

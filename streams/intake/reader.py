@@ -31,6 +31,7 @@ from streams.runtime import Runtime
 log = logging.getLogger(__name__)
 
 TAKE_MESSAGES = 1000
+YIELD_EVERY = 100  # messages taken between turns given to the rest of the event loop
 COMMIT_EVERY_SECONDS = 1.0
 STOP_WITHIN_SECONDS = 10.0  # for the last chunks' acknowledgements when stopping
 
@@ -72,10 +73,14 @@ class IntakeReader:
             batches = await consumer.getmany(timeout_ms=100, max_records=TAKE_MESSAGES)
             if batches:
                 self.runtime.state.touch()
+            taken = 0
             for records in batches.values():
                 for record in records:
                     self.guard.begin(TopicPartition(record.topic, record.partition), record.offset)
                     await self.take(record)
+                    taken += 1
+                    if taken % YIELD_EVERY == 0:  # taking rarely waits: let the agents run
+                        await asyncio.sleep(0)
             if loop.time() >= next_commit:
                 next_commit = loop.time() + COMMIT_EVERY_SECONDS
                 await self.commit(consumer.assignment())

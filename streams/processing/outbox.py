@@ -63,19 +63,20 @@ class Outbox:
             return  # no job, or a chunk reusing a job's (job, chunk) pair: that outcome stands
         # the job's records are neither lost nor successful: they count as failed
         reason = f"chunk dead-lettered: {failure.error_class}"
-        result = ChunkResult(records=len(info.rows))
-        for row in info.rows:
+        rows = await self._keep_dead_lettered_results(info, reason)
+        result = ChunkResult(records=len(rows))
+        for row in rows:
             result.fail(RecordFailure(row, None, reason))
-        await self._keep_dead_lettered_results(info, reason)
         await self.outcome(info, result, dead_lettered=True)
 
-    async def _keep_dead_lettered_results(self, info: ChunkInfo, reason: str) -> None:
-        """The records' outcomes say where they are; a replay that applies them replaces these."""
+    async def _keep_dead_lettered_results(self, info: ChunkInfo, reason: str) -> list[int]:
+        """The records' outcomes say where they are; a replay that applies them replaces these.
+        The rows this chunk counts as failed: all of them when the database cannot say."""
         what = f"results of dead-lettered chunk {info.chunk_index} (job {info.job_id})"
         try:
             async for attempt in retrying(RESULT_ATTEMPTS, what, waits_for=database_away):
                 with attempt:
-                    await asyncio.to_thread(
+                    return await asyncio.to_thread(
                         record_dead_lettered,
                         self._engine,
                         info.job_id,
@@ -85,3 +86,4 @@ class Outbox:
                     )
         except Exception:  # the database is what failed the chunk, perhaps
             log.error("%s lost", what)
+        return list(info.rows)

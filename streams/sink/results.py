@@ -103,9 +103,11 @@ def _values(job_id: str, o: RecordOutcome) -> dict[str, Any]:
 
 def record_dead_lettered(
     engine: Engine, job_id: str, chunk_index: int, rows: Sequence[int], reason: str
-) -> None:
+) -> list[int]:
     """A dead-lettered chunk's records are failed until a replay applies them; rows already
-    there (a chunk dead-lettered again) stay as they are."""
+    there (a chunk dead-lettered again, or a record another chunk holds too) stay as they are.
+    The rows whose outcome is now this chunk's failure: the records it counts as failed (an
+    intake chunk may hold a record read again, which another chunk has counted already)."""
     values = [
         {
             "job_id": job_id,
@@ -117,10 +119,18 @@ def record_dead_lettered(
         for row in rows
     ]
     if not values:
-        return
+        return []
     dialect: Any = postgresql if engine.dialect.name == "postgresql" else sqlite
     with engine.begin() as connection:
         connection.execute(dialect.insert(results).on_conflict_do_nothing(), values)
+        ours = connection.execute(
+            select(results.c.row_no).where(
+                results.c.job_id == job_id,
+                results.c.row_no.in_(list(rows)),
+                results.c.dead_chunk == chunk_index,
+            )
+        )
+        return sorted(ours.scalars())
 
 
 # -- reading ------------------------------------------------------------------------------------

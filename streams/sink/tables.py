@@ -153,6 +153,17 @@ broker_marks = Table(
     Column("lost_at", DateTime(timezone=True), doc="when the broker's data was last found lost"),
 )
 
+# Upstream batches whose job was removed (retention, DELETE): a batch id is used once, so one
+# produced again later is answered, not applied (streams/sink/removed_batches.py).
+removed_batches = Table(
+    "sluice_removed_batches",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("batch_id", Text, nullable=False),
+    Column("removed_at", DateTime(timezone=True), nullable=False),
+)
+
 # API keys (streams/access.py): only a key's SHA-256 is kept; its prefix names it to people.
 api_keys = Table(
     "sluice_api_keys",

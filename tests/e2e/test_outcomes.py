@@ -53,6 +53,22 @@ def outcome_consumer(servers: str, topic: str, job_id: str) -> Consumer:
     return consumer
 
 
+def poll_until(consumer: Consumer, take: Callable[[Any], bool], timeout: float) -> bool:
+    """Hand `take` each message the consumer reads until it answers True (then True), or
+    `timeout` passes (then False); the consumer is closed either way."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            if take(message):
+                return True
+    finally:
+        consumer.close()
+    return False
+
+
 def outcome_messages_of(
     servers: str,
     topic: str,
@@ -61,24 +77,19 @@ def outcome_messages_of(
     timeout: float = 60,
 ) -> list[Outcome]:
     """The job's outcome messages, in order, up to the first event `until` holds for."""
-    consumer = outcome_consumer(servers, topic, job_id)
     found: list[Outcome] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            if message.key() != job_id.encode():
-                continue
-            form, event = decode_outcome(message.value())
-            named = dict(message.headers() or []).get("sluice-format")
-            found.append((form, named.decode() if named is not None else None, event))
-            if until(event):
-                return found
-    finally:
-        consumer.close()
-    raise AssertionError(f"no such outcome for {job_id} within {timeout} s: {found}")
+
+    def take(message: Any) -> bool:
+        if message.key() != job_id.encode():
+            return False
+        form, event = decode_outcome(message.value())
+        named = dict(message.headers() or []).get("sluice-format")
+        found.append((form, named.decode() if named is not None else None, event))
+        return bool(until(event))
+
+    if not poll_until(outcome_consumer(servers, topic, job_id), take, timeout):
+        raise AssertionError(f"no such outcome for {job_id} within {timeout} s: {found}")
+    return found
 
 
 def outcomes_of(

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from sqlalchemy import Engine, text
 
+from tests.e2e.test_outcomes import outcome_consumer, poll_until
 from tests.e2e.test_replay import RAISING, TRIGGER
 from tests.e2e.test_retention import _instant, _kept, _until_removed
 from tests.e2e.test_upstream import TOPIC, finished, job_of_batch, producer, send, users
@@ -59,6 +60,18 @@ def _listed(worker: Worker, batch: str) -> list[dict[str, Any]]:
     return list(listing["items"])
 
 
+def _counted(worker: Worker, batch: str, records: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = _listed(worker, batch)
+        if listed:
+            _, view = http("GET", f"{worker.url}/api/batch/jobs/{listed[0]['jobId']}")
+            if view["progress"]["processed"] == records:
+                return
+        time.sleep(0.25)
+    raise AssertionError(f"batch {batch!r}: {records} records not counted in {timeout} s")
+
+
 def _seed(db: Engine, emails: list[str], tenant: str = "default") -> None:
     with db.begin() as connection:
         for email in emails:
@@ -72,27 +85,16 @@ def _read_until(
     servers: str, topic: str, done: Callable[[list[Any]], bool], timeout: float = 60
 ) -> list[Any]:
     """Messages of `topic` from its beginning (a group of its own) until `done` says so."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": servers,
-            "group.id": f"lifecycle-reader-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topic])
     seen: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            seen.append(message)
-            if done(seen):
-                return seen
-    finally:
-        consumer.close()
-    raise AssertionError(f"{topic}: not there within {timeout} s ({len(seen)} messages read)")
+
+    def take(message: Any) -> bool:
+        seen.append(message)
+        return done(seen)
+
+    consumer = outcome_consumer(servers, topic, f"lifecycle-reader-{time.monotonic_ns()}")
+    if not poll_until(consumer, take, timeout):
+        raise AssertionError(f"{topic}: not there within {timeout} s ({len(seen)} messages read)")
+    return seen
 
 
 def _events_until(
@@ -146,6 +148,8 @@ def test_retention_removes_a_finished_upstream_job_as_an_http_one_and_keeps_unfi
     out = producer(stack)
     _batch(out, topic, "open", [{"email": f"open{i}@example.com", "name": "O"} for i in range(5)])
     _batch(out, topic, "too-many", [{"email": f"x{i}@example.com", "name": "X"} for i in range(3)])
+    out.flush()
+    _counted(worker, "too-many", 3)  # an end read sooner may complete the job with any two
     _control(out, topic, "too-many", "end", {"count": 2})
     out.flush()
     failing = finished(stack, worker, "too-many")
@@ -194,6 +198,19 @@ def test_retention_removes_a_finished_upstream_job_as_an_http_one_and_keeps_unfi
     assert [i["status"] for i in _listed(worker, "too-many")] == ["failed"]
     assert _kept(db, opened["jobId"])["results"] == 5
     assert _kept(db, failing["jobId"])["jobs"] == 1
+
+    # the batch produced again after its job was removed: answered, not applied
+    removed = views["topic"]["jobId"]
+    _batch(out, topic, "done", [{"email": "topic1@example.com", "name": "Again"}], first_seq=301)
+    _control(out, topic, "done", "end", {"count": 301})
+    out.flush()
+    reused = _events_until(
+        stack, removed, lambda events: bool(events) and events[-1]["event"] == "batchReused"
+    )
+    assert (reused[-1]["status"], reused[-1]["batchId"]) == ("removed", "done"), reused[-1]
+    assert _listed(worker, "done") == []
+    assert users(db)["topic1@example.com"][0] == "K 1"
+    assert _kept(db, removed) == {"results": 0, "chunks": 0, "jobs": 0, "users": 296}
 
 
 # -- dead letters and replay ----------------------------------------------------------------------

@@ -224,3 +224,22 @@ def test_an_intake_chunk_applied_after_its_dead_letter_replaces_the_failures_it_
     rows = "SELECT row_no, outcome, dead_chunk FROM sluice_results WHERE job_id = :j ORDER BY 1"
     assert query(engine, rows, j=job_id) == [(1, "created", None), (2, "created", None)]
     engine.dispose()
+
+
+def test_a_dead_lettered_intake_chunk_counts_only_the_records_no_other_chunk_holds(
+    any_database_url: str,
+) -> None:
+    """An intake chunk holding a record read again (another chunk applied it) and then
+    dead-lettered counts as failed only its own records, so the job's total is not passed."""
+    engine = make_engine(any_database_url, pool_size=1)
+    job_id = str(uuid.uuid4())
+    intake = replace(a_chunk(job_id, "m@example.com", "n@example.com"), lane=0, json_values=True)
+    applied = apply_raw(encode_chunk(replace(intake, records=intake.records[:1])), engine)
+    assert isinstance(applied, Applied) and applied.result.successful == 1
+
+    ours = record_dead_lettered(engine, job_id, 7, [1, 2], "chunk dead-lettered: Boom")
+    assert ours == [2]  # row 1 is the applied chunk's
+    assert record_dead_lettered(engine, job_id, 7, [1, 2], "chunk dead-lettered: Boom") == [2]
+    rows = "SELECT row_no, outcome, dead_chunk FROM sluice_results WHERE job_id = :j ORDER BY 1"
+    assert query(engine, rows, j=job_id) == [(1, "created", None), (2, "failed", 7)]
+    engine.dispose()
