@@ -298,7 +298,8 @@ def test_dead_letters_are_listed_shown_and_replayed_once(stack: Stack, db: Engin
     # -- dry run ---------------------------------------------------------------------------------
     dry = _replay(worker, job=job, dryRun=True)
     assert dry["dryRun"] is True
-    assert (dry["matched"], dry["replayed"], dry["alreadyReplayed"]) == (n, n, 0), dry
+    assert (dry["matched"], dry["replayed"], dry["alreadyReplayed"]) == (n, 0, 0), dry
+    assert dry["wouldReplay"] == n, dry
     assert dry["jobs"] == {job: n} and sorted(dry["deadLetters"]) == sorted(ids)
     assert dry["truncated"] is False
     time.sleep(1)
@@ -311,7 +312,7 @@ def test_dead_letters_are_listed_shown_and_replayed_once(stack: Stack, db: Engin
     answer = _replay(worker, job=job)
     answered = time.monotonic() - started
     right_after = _job(worker, job)
-    assert answer["dryRun"] is False
+    assert answer["dryRun"] is False and answer["wouldReplay"] is None, answer
     assert (answer["matched"], answer["replayed"], answer["alreadyReplayed"]) == (n, n, 0)
     assert answer["jobs"] == {job: n} and sorted(answer["deadLetters"]) == sorted(ids)
     # The replay reopens the job until the replayed chunks' outcomes are in, and answers only
