@@ -33,6 +33,7 @@ NO_KEY_HINT = (
     "else the development key of `sluice run` in this folder"
 )
 TIMEOUT = 30.0  # seconds a socket may stay silent; an upload's answer may take longer
+GIVE_UP = (401, 403, 404)  # the job is gone, or the key no longer sees it: polling cannot help
 
 
 def api_url(given: str | None = None) -> str:
@@ -177,6 +178,8 @@ def follow(base: str, job_id: str, interval: float = 0.5) -> dict[str, Any]:
     try:
         while True:
             status, view = request("GET", f"{base}/api/batch/jobs/{job_id}")
+            if status in GIVE_UP:
+                raise ApiError(status, view, base)
             if status == 200:
                 progress = view["progress"]
                 if progress["total"] is not None and bar.total != progress["total"]:
@@ -198,6 +201,8 @@ def wait_finished(base: str, job_id: str, interval: float = 0.5) -> dict[str, An
     """The job's status view once it has ended."""
     while True:
         status, view = request("GET", f"{base}/api/batch/jobs/{job_id}")
+        if status in GIVE_UP:
+            raise ApiError(status, view, base)
         if status == 200 and view["status"] in TERMINAL:
             return view
         time.sleep(interval)

@@ -67,7 +67,8 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
         print_json(answer)
         return OK
     if not answer["items"]:
-        say("no dead letters" + ("" if args.all else " waiting for a replay (--all: every one)"))
+        waiting = "" if args.all else " waiting for a replay (--all: every one)"
+        say(f"no dead letters{waiting} at {base}")
         return OK
     print_table(DLQ_COLUMNS, dead_letter_rows(answer["items"]))
     if answer["nextCursor"]:

@@ -185,7 +185,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         print_json(page)
         return OK
     if not page["items"]:
-        say("no jobs")
+        say(f"no jobs at {base}")
         return OK
     print_table(JOB_COLUMNS, job_rows(page["items"]))
     if page["nextCursor"]:
