@@ -83,8 +83,10 @@ DEV_KEY_NAME = "development key (SLUICE_DEV_API_KEY)"
 
 
 def welcome(settings: Settings) -> str:
-    """Where a person finds the API of a worker just started, and a first job to submit."""
-    url = f"http://{settings.api_host}:{settings.api_port}"
+    """Where a person finds the API of a worker just started, and a first job to submit (its
+    URL given, so that the command talks to this worker whatever SLUICE_API_URL says)."""
+    host = "127.0.0.1" if settings.api_host in ("", "0.0.0.0", "::") else settings.api_host
+    url = f"http://{host}:{settings.api_port}"
     key = (
         f"$(cat {dev_key_path(settings)})"
         if saved_dev_key(settings) == settings.dev_api_key.get_secret_value()
@@ -94,7 +96,7 @@ def welcome(settings: Settings) -> str:
         f"API: {url}  (ready once `curl {url}/api/health` answers 200)\n"
         f"Submit a job:\n"
         f"  .venv/bin/sluice submit docs/examples/users.csv --type user-import "
-        f"--opt skipDuplicates=true --follow\n"
+        f"--opt skipDuplicates=true --follow --api-url {url}\n"
         f'  curl -X POST -H "Authorization: Bearer {key}" -H "Content-Type: text/csv" '
         f"--data-binary @docs/examples/users.csv '{url}{JOBS}?type=user-import'\n"
     )

@@ -27,6 +27,7 @@ from streams.sink import results
 _ROW = re.compile(r"[0-9]{1,18}")  # a record number: a BIGINT
 STATUSES = ("queued", "active", "completed", "failed", "cancelled")
 MAX_BATCH_ID = 200  # characters of a producer's `sluice-batch` header
+_ID_PREFIX = re.compile(r"[0-9a-f-]{1,36}")  # the start of a job id (a UUID, lower case)
 ERROR_COLUMNS = ("error_row", "error_field", "error_reason")
 
 
@@ -44,6 +45,17 @@ def _batch_id(value: str | None) -> str | None:
         return None
     if not 1 <= len(value) <= MAX_BATCH_ID:
         raise RequestError(f"batchId must be 1 to {MAX_BATCH_ID} characters long", field="batchId")
+    return value
+
+
+def _id_prefix(value: str | None) -> str | None:
+    """`idPrefix`: the start of a job id, as the CLI takes short ids (git-like)."""
+    if value is None:
+        return None
+    if not _ID_PREFIX.fullmatch(value):
+        raise RequestError(
+            "idPrefix must be 1 to 36 lower-case hexadecimal digits or dashes", field="idPrefix"
+        )
     return value
 
 
@@ -78,6 +90,7 @@ class ResultsApi:
             raise RequestError(f"unknown job type {job_type!r}", field="type")
         tenant = tenant_seen(request, query.get("tenant"))
         batch_id = _batch_id(query.get("batchId"))
+        id_prefix = _id_prefix(query.get("idPrefix"))
         page = await database(
             lambda: job_registry.list_jobs(
                 self.runtime.engine,
@@ -87,6 +100,7 @@ class ResultsApi:
                 limit=page_limit(query.get("limit")),
                 after=after,
                 batch_id=batch_id,
+                id_prefix=id_prefix,
             )
         )
         next_cursor = job_cursor(page.jobs[-1]) if page.more else None

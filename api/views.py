@@ -271,7 +271,9 @@ def replay_view(report: ReplayReport) -> dict[str, Any]:
     return {
         "dryRun": report.dry_run,
         "matched": report.matched,
-        "replayed": report.replayed,
+        # a dry run replays nothing: what it would replay is a count of its own
+        "replayed": 0 if report.dry_run else report.replayed,
+        "wouldReplay": report.replayed if report.dry_run else None,
         "alreadyReplayed": report.already_replayed,
         "jobs": dict(report.jobs),
         "deadLetters": report.ids,

@@ -1,17 +1,75 @@
-"""`sluice submit|status|cancel|results|export`: jobs, as a client of the HTTP API."""
+"""`sluice submit|status|jobs|cancel|delete|errors`: jobs, as a client of the HTTP API."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
+from typing import Any
 
-from api.cli.client import api_url, download, follow, open_url, request, wait_finished
+from api.cli import ids
+from api.cli.client import api_url, call, follow, request
+from api.cli.errors import DATA, FAILED, INTERRUPTED, NOT_FOUND, OK, CliError, UsageError
+from api.cli.options import command
+from api.cli.output import print_fields, print_json, print_table, say
+from api.cli.render import (
+    ERROR_COLUMNS,
+    JOB_COLUMNS,
+    accepted_fields,
+    error_rows,
+    job_fields,
+    job_rows,
+)
 from streams.parse import media_type_of_file
+
+UPLOAD_TIMEOUT = 600.0  # the answer comes once Kafka has every chunk: large files take a while
+PROBE_TIMEOUT = 10.0
+ENDED_BADLY = ("failed", "cancelled")
+
+
+def add_job_commands(commands: Any) -> None:
+    submit = command(commands, "submit", help="submit a file as a batch job")
+    submit.add_argument("file", help=".csv, .ndjson/.jsonl (streamed) or .json (an array)")
+    submit.add_argument("--type", required=True, help="job type, e.g. user-import")
+    submit.add_argument(
+        "--opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="job option, e.g. --opt skipDuplicates=true (repeatable)",
+    )
+    submit.add_argument("--follow", action="store_true", help="show progress until the job ends")
+    submit.add_argument(
+        "--fail-on-errors",
+        action="store_true",
+        help="with --follow: exit 1 when any record failed, even if the job completed",
+    )
+    submit.set_defaults(func=cmd_submit)
+
+    status = command(commands, "status", help="a job's status, by id (or prefix) or batch id")
+    status.add_argument("job_id", nargs="?", help="a job id, or any unique start of one")
+    status.add_argument("--batch", help="the sluice-batch id an upstream producer gave the job")
+    status.set_defaults(func=cmd_status)
+
+    jobs = command(commands, "jobs", help="the jobs you can see, newest first")
+    jobs.add_argument("--status", help="queued, active, completed, failed or cancelled")
+    jobs.add_argument("--type", help="job type, e.g. user-import")
+    jobs.add_argument("--batch", help="only the jobs of this upstream batch id")
+    jobs.add_argument("--tenant", help="only this tenant's (an admin key sees every tenant)")
+    jobs.add_argument("--limit", type=int, default=20, help="at most this many (1-1000)")
+    jobs.add_argument("--cursor", help="continue where a previous listing stopped")
+    jobs.set_defaults(func=cmd_jobs)
+
+    for name, func, told in (
+        ("cancel", cmd_cancel, "cancel a job: its remaining chunks are skipped"),
+        ("delete", cmd_delete, "remove an ended job's results and metadata now"),
+        ("errors", cmd_errors, "a job's failed records, grouped by field and reason"),
+    ):
+        one = command(commands, name, help=told)
+        one.add_argument("job_id", help="a job id, or any unique start of one")
+        one.set_defaults(func=func)
 
 
 def _options(pairs: list[str]) -> dict[str, str]:
@@ -19,139 +77,155 @@ def _options(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--opt takes key=value, got {pair!r}")
+            raise UsageError(f"--opt takes key=value, got {pair!r}")
         options[key] = value
     return options
+
+
+def _upload(base: str, path: Path, job_type: str, options: dict[str, str]) -> dict[str, Any]:
+    url = f"{base}/api/batch/jobs"
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as exc:
+            raise CliError(f"{path} is not JSON: {exc}", DATA) from None
+        body = json.dumps({"type": job_type, "data": data, "options": options}).encode()
+        kind = {"Content-Type": "application/json"}
+        return call("POST", url, body, kind, ok=(202,), timeout=UPLOAD_TIMEOUT)
+    content_type = media_type_of_file(path.name)
+    if content_type is None:
+        raise UsageError(f"cannot tell the format of {path.name}: use .csv, .ndjson or .json")
+    query = urllib.parse.urlencode({"type": job_type, **options})
+    headers = {"Content-Type": content_type, "Content-Length": str(path.stat().st_size)}
+    with path.open("rb") as upload:  # streamed by http.client, never read whole
+        return call("POST", f"{url}?{query}", upload, headers, ok=(202,), timeout=UPLOAD_TIMEOUT)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
-        raise SystemExit(f"no such file: {path}")
+        raise CliError(f"no such file: {path}", NOT_FOUND)
+    if args.fail_on_errors and not args.follow:
+        raise UsageError("--fail-on-errors needs --follow (the job's end decides the exit code)")
     options = _options(args.opt)
-    base = api_url()
-    if path.suffix.lower() == ".json":
-        data = json.loads(path.read_text())
-        body = json.dumps({"type": args.type, "data": data, "options": options}).encode()
-        status, answer = request(
-            "POST", f"{base}/api/batch/jobs", body, {"Content-Type": "application/json"}
-        )
-    else:
-        content_type = media_type_of_file(path.name)
-        if content_type is None:
-            raise SystemExit(f"cannot tell the format of {path.name}: use .csv, .ndjson or .json")
-        query = urllib.parse.urlencode({"type": args.type, **options})
-        with path.open("rb") as upload:  # streamed by http.client, never read whole
-            status, answer = request(
-                "POST",
-                f"{base}/api/batch/jobs?{query}",
-                upload,
-                {"Content-Type": content_type, "Content-Length": str(path.stat().st_size)},
-            )
-    if status != 202:
-        message = answer.get("error", {}).get("message", answer)
-        print(f"rejected ({status}): {message}", file=sys.stderr)
-        return 2
-    print(json.dumps(answer, indent=2))
-    if args.follow:
-        return follow(base, answer["jobId"])
-    return 0
+    base = api_url(args.api_url)
+    # a URL that is not Sluice's fails here in seconds, not after the whole upload
+    request("GET", f"{base}/api/batch/jobs?limit=1", timeout=PROBE_TIMEOUT)
+    answer = _upload(base, path, args.type, options)
+    if not args.follow or not args.json:  # with both, the job's end is the one document
+        print_json(answer) if args.json else print_fields(accepted_fields(answer))
+    if not args.follow:
+        return OK
+    sys.stdout.flush()  # the job's id is read before the bar starts, even through a pipe
+    view = followed(base, answer["jobId"])
+    show_job(view, args.json)
+    code, why = verdict(view, fail_on_errors=args.fail_on_errors)
+    if why:
+        say(f"sluice: {why}")
+    return code
+
+
+def followed(base: str, job_id: str) -> dict[str, Any]:
+    """follow() the job to its end; Ctrl-C stops following, not the job, and says so."""
+    try:
+        return follow(base, job_id)
+    except KeyboardInterrupt:
+        shown = ids.short(job_id)
+        raise CliError(
+            f"interrupted; job {shown} goes on (`sluice status {shown}` shows it, "
+            f"`sluice cancel {shown}` stops it)",
+            INTERRUPTED,
+        ) from None
+
+
+def verdict(view: dict[str, Any], *, fail_on_errors: bool) -> tuple[int, str | None]:
+    """The exit code of a followed job that has ended, and why it is not 0."""
+    status, job = view.get("status"), ids.short(view.get("jobId"))
+    if status in ENDED_BADLY:
+        return FAILED, f"job {job} {status}: {view.get('error') or 'no reason given'}"
+    failed = (view.get("progress") or {}).get("failed") or 0
+    if fail_on_errors and failed:
+        return FAILED, f"job {job} {status}, but {failed:,} records failed (--fail-on-errors)"
+    return OK, None
+
+
+def show_job(view: dict[str, Any], as_json: bool) -> None:
+    print_json(view) if as_json else print_fields(job_fields(view))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     if (args.job_id is None) == (args.batch is None):
-        print("sluice status: give a job id or --batch ID (not both)", file=sys.stderr)
-        return 2
-    job_id = args.job_id
+        raise UsageError("status: give a job id or --batch ID (not both)")
+    base = api_url(args.api_url)
     if args.batch is not None:  # the job an upstream batch became
         query = urllib.parse.urlencode({"batchId": args.batch})
-        status, listing = request("GET", f"{api_url()}/api/batch/jobs?{query}")
-        if status != 200:
-            print(json.dumps(listing, indent=2))
-            return 1
+        listing = call("GET", f"{base}/api/batch/jobs?{query}")
         if not listing["items"]:
-            print(f"sluice status: no job for batch {args.batch!r} (yet)", file=sys.stderr)
-            return 1
+            raise CliError(f"no job for batch {args.batch!r} (yet) at {base}", NOT_FOUND)
         job_id = listing["items"][0]["jobId"]
-    status, answer = request("GET", f"{api_url()}/api/batch/jobs/{urllib.parse.quote(job_id)}")
-    print(json.dumps(answer, indent=2))
-    return 0 if status == 200 else 1
+    else:
+        job_id = ids.job_id(base, args.job_id)
+    show_job(call("GET", f"{base}/api/batch/jobs/{urllib.parse.quote(job_id)}"), args.json)
+    return OK
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    base = api_url(args.api_url)
+    given = (
+        ("status", args.status),
+        ("type", args.type),
+        ("batchId", args.batch),
+        ("tenant", args.tenant),
+        ("limit", str(args.limit)),
+        ("cursor", args.cursor),
+    )
+    query = urllib.parse.urlencode({name: value for name, value in given if value})
+    page = call("GET", f"{base}/api/batch/jobs?{query}")
+    if args.json:
+        print_json(page)
+        return OK
+    if not page["items"]:
+        say(f"no jobs at {base}")
+        return OK
+    print_table(JOB_COLUMNS, job_rows(page["items"]))
+    if page["nextCursor"]:
+        say(f"(more: --cursor '{page['nextCursor']}')")
+    return OK
+
+
+def _job_url(args: argparse.Namespace) -> tuple[str, str]:
+    base = api_url(args.api_url)
+    job_id = ids.job_id(base, args.job_id)
+    return job_id, f"{base}/api/batch/jobs/{urllib.parse.quote(job_id)}"
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    status, answer = request("POST", f"{api_url()}/api/batch/jobs/{args.job_id}/cancel")
-    print(json.dumps(answer, indent=2))
-    return 0 if status == 202 else 1
-
-
-def cmd_results(args: argparse.Namespace) -> int:
-    """Per-record results: a file of failed records to fix and resubmit (-o), or JSON pages."""
-    base = f"{api_url()}/api/batch/jobs/{urllib.parse.quote(args.job_id)}"
-    if args.output:
-        kind = "ndjson" if args.output.endswith((".ndjson", ".jsonl")) else "csv"
-        status_query = urllib.parse.urlencode({"status": args.status or "failed"})
-        try:
-            url = f"{base}/results.{kind}?{status_query}"
-            with open_url(url) as answer, open(args.output, "wb") as out:
-                while block := answer.read(1 << 16):
-                    out.write(block)
-        except urllib.error.HTTPError as error:
-            print(f"error ({error.code}): {error.read().decode(errors='replace')}", file=sys.stderr)
-            return 1
-        print(f"wrote {args.output}", file=sys.stderr)
-        return 0
-    query = {"limit": "1000"}
-    if args.status:
-        query["status"] = args.status
-    while True:
-        status, answer = request("GET", f"{base}/results?{urllib.parse.urlencode(query)}")
-        if status != 200:
-            print(json.dumps(answer, indent=2), file=sys.stderr)
-            return 1
-        for item in answer["items"]:
-            print(json.dumps(item))
-        if not answer["nextCursor"]:
-            return 0
-        query["cursor"] = answer["nextCursor"]
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    """Export users to a gzip file: submit, wait (with --follow: a progress bar), download the
-    file through its signed URL and check its size and SHA-256."""
-    user_filter = {
-        key: value
-        for key, value in (
-            ("country", args.country),
-            ("signupFrom", args.signup_from),
-            ("signupTo", args.signup_to),
-            ("ageMin", args.age_min),
-            ("ageMax", args.age_max),
-        )
-        if value is not None
-    }
-    body = {"type": "user-export", "options": {"format": args.format, "filter": user_filter}}
-    base = api_url()
-    status, answer = request(
-        "POST",
-        f"{base}/api/batch/jobs",
-        json.dumps(body).encode(),
-        {"Content-Type": "application/json"},
-    )
-    if status != 202:
-        message = answer.get("error", {}).get("message", answer)
-        print(f"rejected ({status}): {message}", file=sys.stderr)
-        return 2
-    job_id = answer["jobId"]
-    if args.follow:
-        print(json.dumps(answer, indent=2))
-        code = follow(base, job_id)
+    job_id, url = _job_url(args)
+    answer = call("POST", f"{url}/cancel", ok=(202,))
+    if args.json:
+        print_json(answer)
     else:
-        code = wait_finished(base, job_id)
-    if code != 0:
-        return code
-    status, view = request("GET", f"{base}/api/batch/jobs/{job_id}")
-    result = view.get("result") if status == 200 else None
-    if not result:
-        print(f"job {job_id} has no result: {view}", file=sys.stderr)
-        return 1
-    return download(base + result["downloadUrl"], Path(args.output), result)
+        say(f"cancelling job {job_id}: its chunks not applied yet are skipped")
+    return OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    job_id, url = _job_url(args)
+    call("DELETE", url, ok=(204,))
+    if args.json:
+        print_json({"jobId": job_id, "deleted": True})
+    else:
+        say(f"deleted job {job_id}: its results and metadata (the rows it imported stay)")
+    return OK
+
+
+def cmd_errors(args: argparse.Namespace) -> int:
+    job_id, url = _job_url(args)
+    answer = call("GET", f"{url}/errors")
+    if args.json:
+        print_json(answer)
+    elif not answer["groups"]:
+        say(f"job {job_id} has no failed records")
+    else:
+        print_table(ERROR_COLUMNS, error_rows(answer["groups"]))
+    return OK

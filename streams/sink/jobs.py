@@ -226,9 +226,11 @@ def list_jobs(
     limit: int,
     after: tuple[datetime, str] | None,
     batch_id: str | None = None,
+    id_prefix: str | None = None,
 ) -> JobPage:
     """A tenant's jobs (None: every tenant's), newest first, by keyset on (created_at, id)
-    after `after`; only those of the producer's batch `batch_id` when given."""
+    after `after`; only those of the producer's batch `batch_id`, and those whose id starts
+    with `id_prefix`, when given."""
     if batch_id is not None and "\x00" in batch_id and engine.dialect.name == "postgresql":
         return JobPage([], False)  # no PostgreSQL text holds a NUL: no job has this batch
     query = select(jobs)
@@ -236,6 +238,8 @@ def list_jobs(
         query = query.where(jobs.c.tenant == tenant)
     if batch_id is not None:
         query = query.where(jobs.c.batch_id == batch_id)
+    if id_prefix is not None:
+        query = query.where(jobs.c.id.startswith(id_prefix, autoescape=True))
     if status is not None:
         query = query.where(func.coalesce(jobs.c.status, "queued") == status)
     if job_type is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ def add_commands(commands: Any, api: Api) -> None:
     broker.set_defaults(func=cmd_devbroker)
 
     config = commands.add_parser("config", help="print the settings in force")
+    config.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="as JSON")
     config.set_defaults(func=cmd_config)
 
 
@@ -107,6 +109,10 @@ def cmd_run(args: argparse.Namespace, *, api: Api) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    for name, value in load_settings().shown().items():
+    shown = load_settings().shown()
+    if getattr(args, "json", False):
+        print(json.dumps(shown, indent=2, default=str))
+        return 0
+    for name, value in shown.items():
         print(f"{name} = {value}")
     return 0

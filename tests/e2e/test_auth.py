@@ -291,13 +291,19 @@ def test_keys_made_with_the_cli_work_and_a_revoke_holds_at_once_on_every_worker(
     assert (tmp_path / "sluice.json").stat().st_mode & 0o777 == 0o600
 
     listed = _sluice(stack, config, "keys", "list", "--tenant", "acme", "--json")
-    (shown,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    (shown,) = json.loads(listed.stdout)
     assert shown["prefix"] == key[:15] and shown["scopes"] == ["submit", "read"]
     assert key not in listed.stdout  # prefixes only
 
     # the CLI sends the key it saved
     job = _sluice(
-        stack, config, "submit", str(REPO / "docs/examples/users.csv"), "--type", "user-import"
+        stack,
+        config,
+        "submit",
+        str(REPO / "docs/examples/users.csv"),
+        "--type",
+        "user-import",
+        "--json",
     )
     assert job.returncode == 0, job.stderr
     job_id = json.loads(job.stdout)["jobId"]
@@ -312,5 +318,6 @@ def test_keys_made_with_the_cli_work_and_a_revoke_holds_at_once_on_every_worker(
         assert status == 401, body
     assert time.monotonic() - started < 5  # no cache to expire: the next request fails
     failed = _sluice(stack, config, "status", job_id)
-    assert failed.returncode != 0 and "SLUICE_API_KEY" in failed.stdout + failed.stderr
-    assert _sluice(stack, config, "keys", "revoke", "sluice_nosuchke").returncode == 1
+    assert failed.returncode == 77 and "SLUICE_API_KEY" in failed.stderr, failed
+    assert failed.stderr.count("\n") == 1 and failed.stdout == ""
+    assert _sluice(stack, config, "keys", "revoke", "sluice_nosuchke").returncode == 66

@@ -156,6 +156,7 @@ def test_cli_submit_follow(stack: Stack, db: Engine, tmp_path) -> None:
             "--opt",
             "chunkSize=100",
             "--follow",
+            "--json",
         ],
         cwd=REPO,
         env=stack.env(SLUICE_API_URL=worker.url),
@@ -165,7 +166,7 @@ def test_cli_submit_follow(stack: Stack, db: Engine, tmp_path) -> None:
     )
     assert done.returncode == 0, done.stderr
     want = expected(upload, "skip")
-    summary = json.loads(done.stdout[done.stdout.rindex('{\n  "status"') :])
+    summary = json.loads(done.stdout)  # one document: the job as it ended
     assert summary["status"] == "completed"
     assert (
         summary["progress"]["successful"],

@@ -298,7 +298,8 @@ def test_dead_letters_are_listed_shown_and_replayed_once(stack: Stack, db: Engin
     # -- dry run ---------------------------------------------------------------------------------
     dry = _replay(worker, job=job, dryRun=True)
     assert dry["dryRun"] is True
-    assert (dry["matched"], dry["replayed"], dry["alreadyReplayed"]) == (n, n, 0), dry
+    assert (dry["matched"], dry["replayed"], dry["alreadyReplayed"]) == (n, 0, 0), dry
+    assert dry["wouldReplay"] == n, dry
     assert dry["jobs"] == {job: n} and sorted(dry["deadLetters"]) == sorted(ids)
     assert dry["truncated"] is False
     time.sleep(1)
@@ -311,7 +312,7 @@ def test_dead_letters_are_listed_shown_and_replayed_once(stack: Stack, db: Engin
     answer = _replay(worker, job=job)
     answered = time.monotonic() - started
     right_after = _job(worker, job)
-    assert answer["dryRun"] is False
+    assert answer["dryRun"] is False and answer["wouldReplay"] is None, answer
     assert (answer["matched"], answer["replayed"], answer["alreadyReplayed"]) == (n, n, 0)
     assert answer["jobs"] == {job: n} and sorted(answer["deadLetters"]) == sorted(ids)
     # The replay reopens the job until the replayed chunks' outcomes are in, and answers only
@@ -421,25 +422,31 @@ def test_the_cli_lists_shows_and_replays(stack: Stack, db: Engine) -> None:
             for line in lines
         ), listed.stdout
 
-    shown = _sluice(worker, "show", ids[0])
+    shown = _sluice(worker, "show", ids[0], "--json")
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
     assert detail["id"] == ids[0] and detail["chunk"]["jobId"] == job_id
 
     missing = _sluice(worker, "show", f"{stack.app_id}.chunks.dlq:0:999999")
-    assert missing.returncode == 1
+    assert missing.returncode == 66, missing  # not found
     bad_since = _sluice(worker, "list", "--since", "yesterday")
-    assert bad_since.returncode == 1 and "since" in bad_since.stderr
+    assert bad_since.returncode == 65 and "since" in bad_since.stderr  # refused by the API
 
-    dry = _sluice(worker, "replay", "--job", job_id, "--dry-run")
+    dry = _sluice(worker, "replay", "--job", job_id[:8], "--dry-run")  # a short id will do
     assert dry.returncode == 0, dry.stderr
+    assert dry.stdout == "would replay 3 dead letters of 1 job (3 matched, 0 replayed before)\n"
+    dry = _sluice(worker, "replay", "--job", job_id, "--dry-run", "--json")
     dry_answer = json.loads(dry.stdout)
-    assert dry_answer["dryRun"] is True and dry_answer["replayed"] == 3, dry_answer
+    assert (dry_answer["dryRun"], dry_answer["replayed"], dry_answer["wouldReplay"]) == (
+        True,
+        0,
+        3,
+    ), dry_answer
     assert _names(db, job_id) == {}
 
     _sql(db, "DROP TRIGGER users_boom ON users")
     started = time.monotonic()
-    replayed = _sluice(worker, "replay", "--job", job_id, "--rate", "5/s")
+    replayed = _sluice(worker, "replay", "--job", job_id, "--rate", "5/s", "--json")
     took = time.monotonic() - started
     assert replayed.returncode == 0, replayed.stderr
     answer = json.loads(replayed.stdout)
@@ -448,7 +455,7 @@ def test_the_cli_lists_shows_and_replays(stack: Stack, db: Engine) -> None:
     assert took >= 0.4, took  # 3 at 5/s: two waits of 0.2 s
     _wait_rows(db, job_id, len(sent["emails"]))
 
-    again = _sluice(worker, "replay", "--job", job_id, "--rate", "5/s")
+    again = _sluice(worker, "replay", "--job", job_id, "--rate", "5/s", "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["alreadyReplayed"] == 3
     after = _sluice(worker, "list", "--job", job_id, "--all")
     assert after.returncode == 0

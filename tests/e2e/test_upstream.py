@@ -161,7 +161,7 @@ def test_a_bad_message_fails_alone_and_the_rest_apply_in_order(stack: Stack, db:
 
     # the CLI finds the job by the producer's batch id
     shown = subprocess.run(
-        [sys.executable, "-m", "api", "status", "--batch", "b-2"],
+        [sys.executable, "-m", "api", "status", "--batch", "b-2", "--json"],
         cwd=REPO,
         env={**stack.env(), "SLUICE_API_URL": worker.url},
         capture_output=True,

@@ -161,6 +161,25 @@ def test_the_listing_finds_a_batchs_jobs(engine: Engine) -> None:
     assert api is not None and (api.origin, api.batch_id) == ("api", None)
 
 
+def test_the_listing_finds_jobs_by_the_start_of_their_id(engine: Engine) -> None:
+    ids = [new_job(engine, None) for _ in range(3)]
+    other_tenant = new_job(engine, None, tenant="other")
+
+    def listed(tenant: str | None, prefix: str) -> set[str]:
+        page = job_registry.list_jobs(
+            engine, tenant, status=None, job_type=None, limit=10, after=None, id_prefix=prefix
+        )
+        return {job.id for job in page.jobs}
+
+    for job_id in ids:
+        assert listed("acme", job_id[:13]) == {job_id}  # 8 hex, a dash, 4 hex: unique here
+        assert listed("acme", job_id) == {job_id}
+    assert listed("acme", "") == set(ids)
+    assert listed("acme", other_tenant[:13]) == set()  # another tenant's job is not seen
+    assert listed(None, other_tenant[:13]) == {other_tenant}
+    assert listed("acme", "%") == set() and listed("acme", "_") == set()  # not wildcards
+
+
 def test_a_registry_from_before_the_columns_gets_them(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.begin() as connection:
