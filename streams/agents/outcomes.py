@@ -37,8 +37,8 @@ def status_change(current: State | None, updated: State) -> tuple[str | None, st
 
 def known_of(job: job_registry.JobRecord | None) -> Known:
     """What the registry row says of the job's outcome events."""
-    if job is None:
-        return None, JSON
+    if job is None:  # not registered yet: a batch's end read before its begin and records
+        return None, None
     if job.outcome_format is None and job.origin == job_registry.TOPIC and job.batch_id:
         return job.batch_id, None
     return job.batch_id, job.outcome_format or JSON
