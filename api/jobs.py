@@ -46,12 +46,12 @@ class JobsApi:
         except RequestError:
             metrics().uploads.labels("rejected").inc()
             raise  # answered by api/errors.py
-        except BrokerUnavailable as exc:
+        except (BrokerUnavailable, DatabaseUnavailable) as exc:
             metrics().uploads.labels("unavailable").inc()
             return error_response(
                 503,
-                f"the job was not accepted: {exc}",
-                headers={"Retry-After": str(BrokerUnavailable.retry_after)},
+                f"the job was not accepted: {exc}; retry shortly",
+                headers={"Retry-After": str(exc.retry_after)},
             )
         metrics().uploads.labels("accepted").inc()
         body = accepted_view(accepted)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from streams.sink.database import lock_wait
 from streams.sink.tables import jobs
 
 _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -51,11 +52,20 @@ def insert_job(
     job_type: str,
     options: dict[str, Any],
     origin: str = API,
+    *,
+    wait: float | None = None,
 ) -> None:
-    with engine.begin() as connection:
+    """Register a submitted job; a lock held longer than `wait` seconds fails it (lock_wait)."""
+    with engine.begin() as connection, lock_wait(connection, wait):
         connection.execute(
             jobs.insert().values(_new_row(job_id, tenant, job_type, options, origin))
         )
+
+
+def forget_job(engine: Engine, job_id: str, *, wait: float | None = None) -> None:
+    """Remove the row of a submission that never became a job (Kafka did not take it)."""
+    with engine.begin() as connection, lock_wait(connection, wait):
+        remove_job(connection, job_id)
 
 
 def _new_row(
@@ -109,8 +119,15 @@ def settle_outcome_format(engine: Engine, job_id: str, outcome_format: str) -> s
     return outcome_format if settled is None else str(settled)  # no row: nothing to disagree
 
 
-def record_split(engine: Engine, job_id: str, total_records: int, total_chunks: int) -> None:
-    with engine.begin() as connection:
+def record_split(
+    engine: Engine,
+    job_id: str,
+    total_records: int,
+    total_chunks: int,
+    *,
+    wait: float | None = None,
+) -> None:
+    with engine.begin() as connection, lock_wait(connection, wait):
         connection.execute(
             jobs.update()
             .where(jobs.c.id == job_id)
@@ -122,10 +139,10 @@ def record_split(engine: Engine, job_id: str, total_records: int, total_chunks: 
         )
 
 
-def record_error(engine: Engine, job_id: str, error: str) -> None:
+def record_error(engine: Engine, job_id: str, error: str, *, wait: float | None = None) -> None:
     """The upload broke off: the job failed, and every chunk of it not applied yet is skipped
     (the stop mark), so nothing more of it is imported behind its `failed` status."""
-    with engine.begin() as connection:
+    with engine.begin() as connection, lock_wait(connection, wait):
         connection.execute(jobs.update().where(jobs.c.id == job_id).values(error=error))
         stop(connection, job_id, ABORTED)
 
