@@ -83,7 +83,7 @@ DEV_KEY_NAME = "development key (SLUICE_DEV_API_KEY)"
 
 
 def welcome(settings: Settings) -> str:
-    """Where a person finds the API of a worker just started, and a first job to submit."""
+    """Where a person finds the API of a worker that is ready, and a first job to submit."""
     url = f"http://{settings.api_host}:{settings.api_port}"
     key = (
         f"$(cat {dev_key_path(settings)})"
@@ -91,7 +91,7 @@ def welcome(settings: Settings) -> str:
         else "$SLUICE_API_KEY"
     )
     return (
-        f"API: {url}  (ready once `curl {url}/api/health` answers 200)\n"
+        f"API: {url}\n"
         f"Submit a job:\n"
         f"  .venv/bin/sluice submit docs/examples/users.csv --type user-import "
         f"--opt skipDuplicates=true --follow\n"

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from streams import logs
 from streams.clock import now_ms
 from streams.exceptions import (
     BrokerUnavailable,
@@ -222,6 +223,7 @@ class JobSubmission:
         finally:
             self._done()
         metrics().submitted_records.inc(total_records)
+        logs.job_accepted(self.job_id, self.job_type.name, self.tenant, total_records, total_chunks)
         return Accepted(self.job_id, total_records, total_chunks)
 
     async def _record_totals(self, total_records: int, total_chunks: int) -> None:
