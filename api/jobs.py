@@ -96,7 +96,8 @@ class JobsApi:
             return found
         job, view = found
         if view["status"] not in FINISHED:
-            return error_response(409, f"job {job.id} is {view['status']}: cancel it first")
+            then = "delete it once it has ended" if job.stopped else "cancel it first"
+            return error_response(409, f"job {job.id} is {view['status']}: {then}")
         await database(retention.remove_job, self.runtime.engine, job.id)
         await retention.announce_removed(self.runtime.progress_topic, [job.id], "deleted")
         return web.Response(status=204)

@@ -25,7 +25,7 @@ from streams.sink import jobs as job_registry
 from streams.sink import results
 
 _ROW = re.compile(r"[0-9]{1,18}")  # a record number: a BIGINT
-STATUSES = ("queued", "active", "completed", "failed", "cancelled")
+STATUSES = ("queued", "active", "cancelling", "completed", "failed", "cancelled")
 MAX_BATCH_ID = 200  # characters of a producer's `sluice-batch` header
 ERROR_COLUMNS = ("error_row", "error_field", "error_reason")
 
@@ -48,7 +48,8 @@ def _batch_id(value: str | None) -> str | None:
 
 
 def columns_of(job_type: str) -> list[str]:
-    """The columns of a failed-records file: the job type's (others were ignored anyway)."""
+    """The columns of a failed-records file, CSV or NDJSON alike: the job type's, in its order
+    (others were ignored, and listed in the job's summary.unknownColumns)."""
     return list(JOB_TYPES[job_type].columns) if job_type in JOB_TYPES else []
 
 
@@ -154,7 +155,7 @@ class ResultsApi:
                     writer.writerow([*cells, row.row_no, row.field or "", row.reason or ""])
                 else:
                     line = {
-                        **original,
+                        **{column: original[column] for column in columns if column in original},
                         "error_row": row.row_no,
                         "error_field": row.field,
                         "error_reason": row.reason,

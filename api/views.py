@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from api import paths
+from api.summaries import summary
 from streams.clock import from_ms, iso, iso_ms
 from streams.config import Settings
 from streams.deadletter.reader import DeadLetter
@@ -16,7 +17,7 @@ from streams.exceptions import PoisonMessage
 from streams.exports import signing
 from streams.progress import FINISHED, State, new_state, status_of, waiting_on
 from streams.retention import expires_at
-from streams.sink.jobs import JobRecord
+from streams.sink.jobs import CANCELLED, CANCELLING, JobRecord
 from streams.sink.keys import KeyRecord
 from streams.sink.results import ErrorGroup
 from streams.submit import Accepted
@@ -45,15 +46,21 @@ def status_view(
     state: State | None,
     total: int | None,
     link: Link | None = None,
+    *,
+    total_chunks: int | None = None,
 ) -> dict:
     """The answer of GET /api/batch/jobs/{id}, from the job's progress state; `link` signs the
-    URL of a file to download."""
+    URL of a file to download; `total` and `total_chunks` are the registry's, for a state that
+    has not heard its split's end yet (the 202 said them already)."""
     s = state or new_state(job_id)
     status = status_of(state)
     total_records = s["totalRecords"] if s["totalRecords"] is not None else total
     processed = s["records"]
     if total_records:
-        percentage = round(100.0 * processed / total_records, 2)
+        # records a cancel or a stop skipped were not worked on: a cancelled job shows how far
+        # it got, not 100 %
+        done = processed - s.get("stopSkipped", 0)
+        percentage = round(100.0 * done / total_records, 2)
     else:
         percentage = 100.0 if status == "completed" else 0.0
     view = {
@@ -68,30 +75,19 @@ def status_view(
             "failed": s["failed"],
             "skipped": s["skipped"],
             "currentChunk": s["chunksDone"],
-            "totalChunks": s["totalChunks"],
+            "totalChunks": s["totalChunks"] if s["totalChunks"] is not None else total_chunks,
         },
+        "createdAt": iso_ms(s["acceptedAt"]),
         "startedAt": iso_ms(s["startedAt"]),
         "completedAt": iso_ms(s["completedAt"]),
         "error": s["error"] or _stop_message(status, s) or _result_error(status, s),
         "waitingOn": waiting_on(s) if status not in FINISHED else None,
-        "summary": _summary(s),
+        "summary": summary(s, job_type),
     }
     if s.get("awaitsResult"):
         done = status == "completed"
         view["result"] = job_result(s["result"], link) if done else None
     return view
-
-
-def _summary(s: State) -> dict[str, Any]:
-    return {
-        "created": s["created"],
-        "updated": s["updated"],
-        "deadLettered": s["deadLettered"],
-        "deadLetteredChunks": len(s.get("deadLetters", {})),
-        "lastReplayAt": iso_ms(s.get("lastReplayAt")),
-        "unknownColumns": s["unknownColumns"],
-        "errors": sorted(s["errors"], key=lambda e: e["row"]),
-    }
 
 
 def _stop_message(status: str, state: State) -> str | None:
@@ -118,9 +114,13 @@ def job_view(
     if job is None:
         view = status_view(job_id, (state or {}).get("type") or "", state, None, link)
     else:
-        view = status_view(job_id, job.type, state, job.total_records, link)
+        view = status_view(
+            job_id, job.type, state, job.total_records, link, total_chunks=job.total_chunks
+        )
+        view["createdAt"] = iso(job.created_at)  # as the listing says it
         if job.error and view["status"] != "failed":
             view["status"], view["error"] = "failed", job.error
+        view["status"] = shown_status(view["status"], job.stopped)
     completed = from_ms((state or {}).get("completedAt"))
     view["expiresAt"] = iso(expires_at(settings, view["status"], completed))
     view["resultsUrl"] = paths.results_url(job_id)
@@ -128,8 +128,16 @@ def job_view(
     return view
 
 
+def shown_status(status: str, stopped: str | None) -> str:
+    """`cancelling` from an accepted cancel until the job has ended (`cancelled`, or another end
+    it reached first); the status of the job's progress otherwise."""
+    if stopped == CANCELLED and status not in FINISHED:
+        return CANCELLING
+    return status
+
+
 def cancelling_view(job_id: str) -> dict[str, Any]:
-    return {"jobId": job_id, "status": "cancelling", "statusUrl": paths.job_url(job_id)}
+    return {"jobId": job_id, "status": CANCELLING, "statusUrl": paths.job_url(job_id)}
 
 
 def download_link(settings: Settings, tenant: str, job_id: str) -> Link:
@@ -160,7 +168,7 @@ def job_item(job: JobRecord) -> dict[str, Any]:
     return {
         "jobId": job.id,
         "type": job.type,
-        "status": job.status or "queued",
+        "status": shown_status(job.status or "queued", job.stopped),
         "createdAt": iso(job.created_at),
         "completedAt": iso(job.completed_at),
         "expiresAt": iso(job.expires_at),

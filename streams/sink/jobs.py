@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, func, not_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from streams.sink.database import lock_wait
@@ -18,6 +18,7 @@ _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 # Why a job's remaining chunks are skipped (`sluice_jobs.stopped`).
 CANCELLED = "cancelled"
+CANCELLING = "cancelling"  # a listed status: cancelled, not ended yet (api/views.py)
 STOPPED = "stopped"  # stopOnError met a failed record
 ABORTED = "aborted"  # its upload broke off
 
@@ -219,6 +220,18 @@ def record_status(
         connection.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
 
 
+def _status_is(status: str) -> ColumnElement[bool]:
+    """The listing's status: `cancelling` is a job cancelled (the stop mark) that has not
+    ended yet, which is then neither `queued` nor `active`."""
+    recorded = func.coalesce(jobs.c.status, "queued")
+    cancelled = func.coalesce(jobs.c.stopped, "") == CANCELLED
+    if status == CANCELLING:
+        return and_(cancelled, recorded.in_(("queued", "active")))
+    if status in ("queued", "active"):
+        return and_(recorded == status, not_(cancelled))
+    return recorded == status
+
+
 @dataclass(frozen=True)
 class JobPage:
     jobs: list[JobRecord]
@@ -245,7 +258,7 @@ def list_jobs(
     if batch_id is not None:
         query = query.where(jobs.c.batch_id == batch_id)
     if status is not None:
-        query = query.where(func.coalesce(jobs.c.status, "queued") == status)
+        query = query.where(_status_is(status))
     if job_type is not None:
         query = query.where(jobs.c.type == job_type)
     if after is not None:
