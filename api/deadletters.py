@@ -11,9 +11,9 @@ from aiohttp import web
 
 from api.auth import principal_of, tenant_seen
 from api.bodies import BodyLimits, encoding_of, read_whole
+from api.deadletter_views import dead_letter_details, dead_letter_view, replay_view
 from api.owners import OwnerRouting
 from api.queries import page_limit
-from api.views import dead_letter_details, dead_letter_view, replay_view
 from streams.clock import now_ms
 from streams.deadletter.listing import list_dead_letters, show_dead_letter
 from streams.deadletter.reader import Filters, parse_since

@@ -83,7 +83,7 @@ DEV_KEY_NAME = "development key (SLUICE_DEV_API_KEY)"
 
 
 def welcome(settings: Settings) -> str:
-    """Where a person finds the API of a worker just started, and a first job to submit (its
+    """Where a person finds the API of a worker that is ready, and a first job to submit (its
     URL given, so that the command talks to this worker whatever SLUICE_API_URL says)."""
     host = "127.0.0.1" if settings.api_host in ("", "0.0.0.0", "::") else settings.api_host
     url = f"http://{host}:{settings.api_port}"
@@ -93,7 +93,7 @@ def welcome(settings: Settings) -> str:
         else "$SLUICE_API_KEY"
     )
     return (
-        f"API: {url}  (ready once `curl {url}/api/health` answers 200)\n"
+        f"API: {url}\n"
         f"Submit a job:\n"
         f"  .venv/bin/sluice submit docs/examples/users.csv --type user-import "
         f"--opt skipDuplicates=true --follow --api-url {url}\n"

@@ -46,12 +46,12 @@ class JobsApi:
         except RequestError:
             metrics().uploads.labels("rejected").inc()
             raise  # answered by api/errors.py
-        except BrokerUnavailable as exc:
+        except (BrokerUnavailable, DatabaseUnavailable) as exc:
             metrics().uploads.labels("unavailable").inc()
             return error_response(
                 503,
-                f"the job was not accepted: {exc}",
-                headers={"Retry-After": str(BrokerUnavailable.retry_after)},
+                f"the job was not accepted: {exc}; retry shortly",
+                headers={"Retry-After": str(exc.retry_after)},
             )
         metrics().uploads.labels("accepted").inc()
         body = accepted_view(accepted)
@@ -96,7 +96,8 @@ class JobsApi:
             return found
         job, view = found
         if view["status"] not in FINISHED:
-            return error_response(409, f"job {job.id} is {view['status']}: cancel it first")
+            then = "delete it once it has ended" if job.stopped else "cancel it first"
+            return error_response(409, f"job {job.id} is {view['status']}: {then}")
         await database(retention.remove_job, self.runtime.engine, job.id)
         await retention.announce_removed(self.runtime.progress_topic, [job.id], "deleted")
         return web.Response(status=204)

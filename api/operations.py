@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.metrics import metrics
 from streams.runtime import Runtime
+from streams.worker.ready import is_ready
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 
@@ -29,13 +30,9 @@ class OperationsApi:
     runtime: Runtime
 
     async def health(self, request: web.Request) -> web.StreamResponse:
-        app = self.runtime.app
-        ready = (
-            self.runtime.state.chunk_partitions is not None
-            and not app.rebalancing
-            and not app.in_recovery
-        )
-        body = {"status": "ready" if ready else "starting", "worker": str(app.conf.canonical_url)}
+        ready = is_ready(self.runtime)
+        worker = str(self.runtime.app.conf.canonical_url)
+        body = {"status": "ready" if ready else "starting", "worker": worker}
         return web.json_response(body, status=200 if ready else 503)
 
     async def openapi(self, request: web.Request) -> web.StreamResponse:

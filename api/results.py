@@ -21,11 +21,11 @@ from streams.exceptions import RequestError
 from streams.exports.formats import neutralize
 from streams.jobtypes import JOB_TYPES
 from streams.runtime import Runtime
+from streams.sink import job_listing, results
 from streams.sink import jobs as job_registry
-from streams.sink import results
 
 _ROW = re.compile(r"[0-9]{1,18}")  # a record number: a BIGINT
-STATUSES = ("queued", "active", "completed", "failed", "cancelled")
+STATUSES = ("queued", "active", "cancelling", "completed", "failed", "cancelled")
 MAX_BATCH_ID = 200  # characters of a producer's `sluice-batch` header
 _ID_PREFIX = re.compile(r"[0-9a-f-]{1,36}")  # the start of a job id (a UUID, lower case)
 ERROR_COLUMNS = ("error_row", "error_field", "error_reason")
@@ -60,7 +60,8 @@ def _id_prefix(value: str | None) -> str | None:
 
 
 def columns_of(job_type: str) -> list[str]:
-    """The columns of a failed-records file: the job type's (others were ignored anyway)."""
+    """The columns of a failed-records file, CSV or NDJSON alike: the job type's, in its order
+    (others were ignored, and listed in the job's summary.unknownColumns)."""
     return list(JOB_TYPES[job_type].columns) if job_type in JOB_TYPES else []
 
 
@@ -92,7 +93,7 @@ class ResultsApi:
         batch_id = _batch_id(query.get("batchId"))
         id_prefix = _id_prefix(query.get("idPrefix"))
         page = await database(
-            lambda: job_registry.list_jobs(
+            lambda: job_listing.list_jobs(
                 self.runtime.engine,
                 tenant,
                 status=_choice(query.get("status"), "status", STATUSES),
@@ -168,7 +169,7 @@ class ResultsApi:
                     writer.writerow([*cells, row.row_no, row.field or "", row.reason or ""])
                 else:
                     line = {
-                        **original,
+                        **{column: original[column] for column in columns if column in original},
                         "error_row": row.row_no,
                         "error_field": row.field,
                         "error_reason": row.reason,

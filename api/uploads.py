@@ -166,6 +166,12 @@ async def _submit_form(runtime: Runtime, request: web.Request) -> Accepted:
             continue
         if accepted is not None:
             raise RequestError("send exactly one file part")
+        if "type" not in fields:  # the file is read as it arrives: what it is must come first
+            raise RequestError(
+                "'type' is required before the file part: send the form's fields (type, then "
+                "options) first and the file last, or give type in the query string",
+                field="type",
+            )
         job_type, options = _job_type_and_options(fields)
         parser = parser_for(_part_content_type(part), ParseLimits.of(settings))
         blocks = body_blocks(part.read_chunk, BodyLimits.upload(settings), None)

@@ -8,16 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from api import paths
+from api.summaries import summary
 from streams import kept
 from streams.clock import from_ms, iso, iso_ms
 from streams.config import Settings
-from streams.deadletter.reader import DeadLetter
-from streams.deadletter.replay import ReplayReport
-from streams.exceptions import PoisonMessage
 from streams.exports import signing
 from streams.progress import FINISHED, State, new_state, status_of, waiting_on
 from streams.retention import expires_at
-from streams.sink.jobs import JobRecord
+from streams.sink.jobs import CANCELLED, CANCELLING, JobRecord
 from streams.sink.keys import KeyRecord
 from streams.sink.results import ErrorGroup
 from streams.submit import Accepted
@@ -46,15 +44,21 @@ def status_view(
     state: State | None,
     total: int | None,
     link: Link | None = None,
+    *,
+    total_chunks: int | None = None,
 ) -> dict:
     """The answer of GET /api/batch/jobs/{id}, from the job's progress state; `link` signs the
-    URL of a file to download."""
+    URL of a file to download; `total` and `total_chunks` are the registry's, for a state that
+    has not heard its split's end yet (the 202 said them already)."""
     s = state or new_state(job_id)
     status = status_of(state)
     total_records = s["totalRecords"] if s["totalRecords"] is not None else total
     processed = s["records"]
     if total_records:
-        percentage = round(100.0 * processed / total_records, 2)
+        # records a cancel or a stop skipped were not worked on: a cancelled job shows how far
+        # it got, not 100 %
+        done = processed - s.get("stopSkipped", 0)
+        percentage = round(100.0 * done / total_records, 2)
     else:
         percentage = 100.0 if status == "completed" else 0.0
     view = {
@@ -69,31 +73,19 @@ def status_view(
             "failed": s["failed"],
             "skipped": s["skipped"],
             "currentChunk": s["chunksDone"],
-            "totalChunks": s["totalChunks"],
+            "totalChunks": s["totalChunks"] if s["totalChunks"] is not None else total_chunks,
         },
+        "createdAt": iso_ms(s["acceptedAt"]),
         "startedAt": iso_ms(s["startedAt"]),
         "completedAt": iso_ms(s["completedAt"]),
         "error": s["error"] or _stop_message(status, s) or _result_error(status, s),
         "waitingOn": waiting_on(s) if status not in FINISHED else None,
-        "summary": _summary(s),
+        "summary": summary(s, job_type),
     }
     if s.get("awaitsResult"):
         done = status == "completed"
         view["result"] = job_result(s["result"], link) if done else None
     return view
-
-
-def _summary(s: State) -> dict[str, Any]:
-    return {
-        "created": s["created"],
-        "updated": s["updated"],
-        "deadLettered": s["deadLettered"],
-        "deadLetteredChunks": len(s.get("deadLetters", {})),
-        "deadLettersLost": 0,  # dead-lettered chunks the broker lost (job_view: the registry's)
-        "lastReplayAt": iso_ms(s.get("lastReplayAt")),
-        "unknownColumns": s["unknownColumns"],
-        "errors": sorted(s["errors"], key=lambda e: e["row"]),
-    }
 
 
 def _stop_message(status: str, state: State) -> str | None:
@@ -122,11 +114,15 @@ def job_view(
     if job is None:
         view = status_view(job_id, (state or {}).get("type") or "", state, None, link)
     else:
-        view = status_view(job_id, job.type, state, job.total_records, link)
+        view = status_view(
+            job_id, job.type, state, job.total_records, link, total_chunks=job.total_chunks
+        )
+        view["createdAt"] = iso(job.created_at)  # as the listing says it
         if from_registry and job.status:
             view["status"] = job.status  # what the registry recorded when the job ended
         if job.error and view["status"] != "failed":
             view["status"], view["error"] = "failed", job.error
+        view["status"] = shown_status(view["status"], job.stopped)
         view["summary"]["deadLettersLost"] = job.dead_letters_lost or 0
     completed = from_ms((state or {}).get("completedAt"))
     view["expiresAt"] = iso(expires_at(settings, view["status"], completed))
@@ -135,8 +131,16 @@ def job_view(
     return view
 
 
+def shown_status(status: str, stopped: str | None) -> str:
+    """`cancelling` from an accepted cancel until the job has ended (`cancelled`, or another end
+    it reached first); the status of the job's progress otherwise."""
+    if stopped == CANCELLED and status not in FINISHED:
+        return CANCELLING
+    return status
+
+
 def cancelling_view(job_id: str) -> dict[str, Any]:
-    return {"jobId": job_id, "status": "cancelling", "statusUrl": paths.job_url(job_id)}
+    return {"jobId": job_id, "status": CANCELLING, "statusUrl": paths.job_url(job_id)}
 
 
 def download_link(settings: Settings, tenant: str, job_id: str) -> Link:
@@ -167,7 +171,7 @@ def job_item(job: JobRecord) -> dict[str, Any]:
     return {
         "jobId": job.id,
         "type": job.type,
-        "status": job.status or "queued",
+        "status": shown_status(job.status or "queued", job.stopped),
         "createdAt": iso(job.created_at),
         "completedAt": iso(job.completed_at),
         "expiresAt": iso(job.expires_at),
@@ -215,73 +219,6 @@ def error_group(group: ErrorGroup) -> dict[str, Any]:
 
 
 # -- dead letters ----------------------------------------------------------------------------------
-
-
-def dead_letter_view(
-    letter: DeadLetter, now_ms: int, replayed_at: datetime | None = None
-) -> dict[str, Any]:
-    source = letter.source
-    return {
-        "id": letter.id,
-        "jobId": letter.job_id,
-        "chunkIndex": letter.int_header("chunk-index"),
-        "errorClass": letter.error_class,
-        "errorMessage": letter.header("error-message"),
-        "attempts": letter.int_header("attempts"),
-        "firstFailureAt": iso_ms(letter.int_header("first-failure-at")),
-        "lastFailureAt": iso_ms(letter.failed_at_ms),
-        "ageSeconds": max(0, (now_ms - letter.failed_at_ms) // 1000),
-        "source": None
-        if source is None
-        else {"topic": source.topic, "partition": source.partition, "offset": source.offset},
-        "schemaId": letter.int_header("schema-id"),
-        "replayOf": letter.header("replay-of"),
-        "replayedAt": None if replayed_at is None else replayed_at.isoformat(),
-    }
-
-
-def dead_letter_details(letter: DeadLetter) -> dict[str, Any]:
-    """What `dlq show` adds to the list view: every header and what the bytes hold."""
-    detail: dict[str, Any] = {
-        "headers": dict(letter.headers),
-        "keyBytes": None if letter.key is None else len(letter.key),
-        "valueBytes": None if letter.value is None else len(letter.value),
-    }
-    try:
-        chunk = letter.chunk()
-    except PoisonMessage as exc:
-        detail["decodeError"] = str(exc)
-        return detail
-    rows = [record["row"] for record in chunk.records]
-    detail["chunk"] = {
-        "jobId": chunk.job_id,
-        "jobType": chunk.job_type,
-        "chunkIndex": chunk.chunk_index,
-        "partition": chunk.partition,
-        "partitionSeq": chunk.partition_seq,
-        "lane": chunk.lane,
-        "records": len(rows),
-        "firstRow": min(rows, default=None),
-        "lastRow": max(rows, default=None),
-    }
-    return detail
-
-
-def replay_view(report: ReplayReport) -> dict[str, Any]:
-    return {
-        "dryRun": report.dry_run,
-        "matched": report.matched,
-        # a dry run replays nothing: what it would replay is a count of its own
-        "replayed": 0 if report.dry_run else report.replayed,
-        "wouldReplay": report.replayed if report.dry_run else None,
-        "alreadyReplayed": report.already_replayed,
-        "jobs": dict(report.jobs),
-        "deadLetters": report.ids,
-        "truncated": report.replayed > len(report.ids),
-    }
-
-
-# -- API keys ------------------------------------------------------------------------------------
 
 
 def key_view(record: KeyRecord) -> dict[str, Any]:

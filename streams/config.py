@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     # topics (00 + 4-byte id + body); empty: such values fail, Avro single-object still works.
     schema_registry_url: str = ""
     data_dir: Path = Path(".sluice")
+    # How `sluice run` and `sluice worker` log (streams/logs.py): human lines or JSON objects.
+    log_format: Literal["human", "json"] = "human"
     # Chunk processing. A writer process applying one chunk for longer than chunk_timeout is
     # stopped and the chunk retried; chunks in flight (and partitions without progress) for
     # longer than stall_seconds are logged and counted in metrics.

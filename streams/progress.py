@@ -50,6 +50,7 @@ def new_state(job_id: str) -> State:
         "chunksDone": 0,
         **dict.fromkeys(COUNTS, 0),
         "deadLettered": 0,
+        "stopSkipped": 0,  # records of chunks skipped because the job was cancelled or stopped
         "seen": {},
         "unknownColumns": [],
         "errors": [],
@@ -186,6 +187,8 @@ def _count_outcome(state: State, body: dict, at_ms: int) -> bool:
         return False
     for name in COUNTS:
         state[name] += body[name]
+    if body.get("stopped"):
+        state["stopSkipped"] = state.get("stopSkipped", 0) + body["records"]
     sampled = _sample_errors(state, body["errors"])
     if body.get("deadLettered"):
         state["deadLettered"] += body["records"]

@@ -8,6 +8,7 @@ A job is answered `202` only after every chunk is acknowledged (acks=all).
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import math
@@ -17,8 +18,14 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from streams import logs
 from streams.clock import now_ms
-from streams.exceptions import BrokerUnavailable, LimitExceeded, RequestError
+from streams.exceptions import (
+    BrokerUnavailable,
+    DatabaseUnavailable,
+    LimitExceeded,
+    RequestError,
+)
 from streams.exports.signing import signing_key
 from streams.jobtypes.base import JobType
 from streams.metrics import metrics
@@ -38,6 +45,9 @@ MAX_UNKNOWN_COLUMNS = 50
 GENERATED_BATCH = 5000  # records a generating job type hands over at a time
 # A deliberately modest rate for `estimatedTime`; the benchmark measures the real one.
 ESTIMATE_RECORDS_PER_SECOND = 20_000
+# The share of SLUICE_SUBMIT_TIMEOUT a registry write waits for a lock: a locked database is a
+# 503 well within the time a submission waits for Kafka.
+REGISTRY_WAIT = 0.5
 
 T = TypeVar("T")
 
@@ -91,6 +101,7 @@ class JobSubmission:
         )
         self._timeout = runtime.settings.submit_timeout
         self._open = False
+        self._announced = False  # on Kafka: from then on a failure must end the job `failed`
         # the API vouches for its caller's tenant on every chunk (streams/wire/origin.py)
         self._origin = (
             ORIGIN_HEADER,
@@ -115,23 +126,49 @@ class JobSubmission:
         await self._broker(send_and_wait())
 
     async def _registry(self, write: Callable[..., None], *args: Any) -> None:
-        """Write this job's row of the job registry, off the event loop."""
-        await asyncio.to_thread(write, self.runtime.engine, self.job_id, *args)
+        """Write this job's row of the job registry, off the event loop, waiting at most
+        REGISTRY_WAIT of the submit timeout for a lock (a SQLite file another program holds)."""
+        wait = self._timeout * REGISTRY_WAIT
+        await asyncio.to_thread(
+            functools.partial(write, wait=wait), self.runtime.engine, self.job_id, *args
+        )
 
     async def open(self) -> None:
-        """Announce the job; BrokerUnavailable means nothing of it exists."""
-        await self._publish(
-            events.job_accepted(
-                self.job_id,
-                self.job_type.name,
-                self.tenant,
-                self.options,
-                awaits_result=self.job_type.has_result,
+        """Register the job, then announce it on Kafka. DatabaseUnavailable (a database locked
+        or away) or BrokerUnavailable (Kafka did not acknowledge) means nothing of it exists:
+        no row, no announcement, so no worker ever sees a job the client was refused."""
+        try:
+            await self._registry(
+                job_registry.insert_job, self.tenant, self.job_type.name, self.options
             )
-        )
-        await self._registry(job_registry.insert_job, self.tenant, self.job_type.name, self.options)
+        except Exception as exc:
+            if not database_away(exc):
+                raise
+            raise DatabaseUnavailable(
+                f"the job registry cannot be written: the database is locked or away "
+                f"({type(exc).__name__})"
+            ) from exc
+        try:
+            await self._publish(
+                events.job_accepted(
+                    self.job_id,
+                    self.job_type.name,
+                    self.tenant,
+                    self.options,
+                    awaits_result=self.job_type.has_result,
+                )
+            )
+        except BrokerUnavailable:
+            await self._forget()
+            raise
         self.runtime.state.uploads_in_flight += 1
-        self._open = True
+        self._open = self._announced = True
+
+    async def _forget(self) -> None:
+        try:
+            await self._registry(job_registry.forget_job)
+        except Exception as exc:  # the database failed too: the row says queued, nothing runs
+            log.warning("job %s was not announced; its registry row stays (%s)", self.job_id, exc)
 
     def describe_records(self, *, columns: Iterable[str] = (), json_values: bool) -> None:
         """CSV: every record has these columns, as text; JSON: values keep their types."""
@@ -186,6 +223,7 @@ class JobSubmission:
         finally:
             self._done()
         metrics().submitted_records.inc(total_records)
+        logs.job_accepted(self.job_id, self.job_type.name, self.tenant, total_records, total_chunks)
         return Accepted(self.job_id, total_records, total_chunks)
 
     async def _record_totals(self, total_records: int, total_chunks: int) -> None:
@@ -202,14 +240,20 @@ class JobSubmission:
             )
 
     async def abort(self, reason: str) -> None:
-        """The upload broke off after the job was announced: the job ends `failed`."""
+        """The upload broke off after the job was announced: the job ends `failed` (before:
+        `open` left nothing behind)."""
         self._done()
+        if not self._announced:
+            return
         self._in_flight.clear()
         try:
             await self._registry(job_registry.record_error, reason)
+        except Exception as exc:  # the progress event below still ends the job
+            log.warning("job %s: its failure is not in the registry (%s)", self.job_id, exc)
+        try:
             await self._publish(events.split_failed(self.job_id, reason))
-        except Exception:  # the registry row already says why; the broker may be the cause
-            log.exception("could not record the failure of job %s", self.job_id)
+        except Exception:  # the registry row says why; the broker may be the cause
+            log.exception("could not announce the failure of job %s", self.job_id)
 
     def _done(self) -> None:
         if self._open:

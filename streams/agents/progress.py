@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from streams import logs
 from streams.agents.finish import JobFinisher
-from streams.agents.outcomes import OutcomePublisher
+from streams.agents.outcomes import OutcomePublisher, status_change
 from streams.agents.standing import StandingCloser
 from streams.agents.status import StatusRecorder
 from streams.deadletter import dead_letter
 from streams.exceptions import PoisonMessage
-from streams.progress import apply_event
+from streams.progress import FINISHED, apply_event
 from streams.runtime import Runtime
 from streams.wire.events import JOB_REMOVED, decode_event
 
@@ -68,6 +69,9 @@ class ProgressFolder:
             # the event is read again after a crash, and its outcome would never be sent
             await self.outcomes.changed(progress.job_id, current, updated, progress.at_ms)
             table[progress.job_id] = updated
+            change = status_change(current, updated)
+            if change is not None and change[1] in FINISHED:
+                logs.job_finished(progress.job_id, change[1], updated)
         self.recorder.folded(progress.job_id, updated, message)
         self.finisher.consider(progress.job_id, updated)
         self.closer.consider(progress.job_id, updated)

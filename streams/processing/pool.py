@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import signal
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any
 
 from streams.config import Settings
@@ -25,6 +28,22 @@ from streams.wire.origin import TenantCheck
 def writer_processes(settings: Settings, dialect: str) -> int:
     """How many writer processes apply chunks: SQLite takes one writer at a time."""
     return 1 if dialect == "sqlite" else settings.writers
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT held back in this thread, and in a writer process started meanwhile, which
+    inherits the mask: Ctrl-C reaches the whole process group, and a writer still starting
+    would die of it with a traceback before it can ignore it (start_writer). Held back, not
+    ignored: this process gets it on leaving the block (or another of its threads takes it)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 class WriterPool:
@@ -61,14 +80,16 @@ class WriterPool:
         fail with a failure to retry."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(
-                self._executor,
-                apply_raw,
-                value,
-                None,
-                blocked or None,
-                TenantCheck.of(self._origin_key, headers, self._upstream),
-            )
+            with _sigint_blocked():  # the executor starts writer processes as work comes
+                running = loop.run_in_executor(
+                    self._executor,
+                    apply_raw,
+                    value,
+                    None,
+                    blocked or None,
+                    TenantCheck.of(self._origin_key, headers, self._upstream),
+                )
+            return await running
         except BrokenProcessPool as exc:
             broken, self._executor = self._executor, self._start()
             broken.shutdown(wait=False, cancel_futures=True)

@@ -8,6 +8,7 @@ carrying a classified `Failure` (the original exception may not pickle).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -76,6 +77,12 @@ def start_writer(
     """A writer process's initializer: its own database connection, held to `limits`, and a
     watch that ends the process when it must not go on."""
     global _engine, _chunk_timeout, _app_id
+    # Ctrl-C reaches the whole process group: the worker stops its writers itself, after the
+    # chunks they are applying (a KeyboardInterrupt here would only print a traceback). The
+    # pool started this process with SIGINT held back (pool.py): ignored from now on, let go.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _chunk_timeout, _app_id = chunk_timeout, app_id
     name = session_name("writer", app_id, os.getpid())
     _engine = make_engine(database_url, pool_size=1, create=False, limits=limits, name=name)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 
 from streams.sink.sessions import SessionLimits
 from streams.sink.tables import create_tables
@@ -21,6 +23,27 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
     cursor.close()
+
+
+@contextmanager
+def lock_wait(connection: Connection, seconds: float | None) -> Iterator[None]:
+    """Within this block a statement of `connection`'s transaction waits at most `seconds` for
+    a lock (SQLite: the file's write lock; PostgreSQL: a row's or table's) and then fails as a
+    database that is away (streams/sink/faults.py): for work a client is waiting on, where
+    SQLITE_BUSY_MS or SLUICE_DB_LOCK_TIMEOUT would outlast its patience. None: no change."""
+    if seconds is None:
+        yield
+        return
+    ms = max(1, int(seconds * 1000))
+    if connection.dialect.name != "sqlite":
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")  # ends with the transaction
+        yield
+        return
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={ms}")  # the connection's, not the block's
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
 
 
 def driver_url(url: str) -> str:

@@ -8,15 +8,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, true
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
+from streams.sink.database import lock_wait
 from streams.sink.tables import jobs
 
 _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # Why a job's remaining chunks are skipped (`sluice_jobs.stopped`).
 CANCELLED = "cancelled"
+CANCELLING = "cancelling"  # a listed status: cancelled, not ended yet (api/views.py)
 STOPPED = "stopped"  # stopOnError met a failed record
 ABORTED = "aborted"  # its upload broke off
 
@@ -53,11 +64,20 @@ def insert_job(
     job_type: str,
     options: dict[str, Any],
     origin: str = API,
+    *,
+    wait: float | None = None,
 ) -> None:
-    with engine.begin() as connection:
+    """Register a submitted job; a lock held longer than `wait` seconds fails it (lock_wait)."""
+    with engine.begin() as connection, lock_wait(connection, wait):
         connection.execute(
             jobs.insert().values(_new_row(job_id, tenant, job_type, options, origin))
         )
+
+
+def forget_job(engine: Engine, job_id: str, *, wait: float | None = None) -> None:
+    """Remove the row of a submission that never became a job (Kafka did not take it)."""
+    with engine.begin() as connection, lock_wait(connection, wait):
+        remove_job(connection, job_id)
 
 
 def _new_row(
@@ -111,8 +131,15 @@ def settle_outcome_format(engine: Engine, job_id: str, outcome_format: str) -> s
     return outcome_format if settled is None else str(settled)  # no row: nothing to disagree
 
 
-def record_split(engine: Engine, job_id: str, total_records: int, total_chunks: int) -> None:
-    with engine.begin() as connection:
+def record_split(
+    engine: Engine,
+    job_id: str,
+    total_records: int,
+    total_chunks: int,
+    *,
+    wait: float | None = None,
+) -> None:
+    with engine.begin() as connection, lock_wait(connection, wait):
         connection.execute(
             jobs.update()
             .where(jobs.c.id == job_id)
@@ -124,10 +151,10 @@ def record_split(engine: Engine, job_id: str, total_records: int, total_chunks: 
         )
 
 
-def record_error(engine: Engine, job_id: str, error: str) -> None:
+def record_error(engine: Engine, job_id: str, error: str, *, wait: float | None = None) -> None:
     """The upload broke off: the job failed, and every chunk of it not applied yet is skipped
     (the stop mark), so nothing more of it is imported behind its `failed` status."""
-    with engine.begin() as connection:
+    with engine.begin() as connection, lock_wait(connection, wait):
         connection.execute(jobs.update().where(jobs.c.id == job_id).values(error=error))
         stop(connection, job_id, ABORTED)
 
@@ -209,53 +236,6 @@ def record_status(
     still_true = true() if status == "failed" else jobs.c.error.is_(None)
     with engine.begin() as connection:
         connection.execute(jobs.update().where(jobs.c.id == job_id, still_true).values(**values))
-
-
-@dataclass(frozen=True)
-class JobPage:
-    jobs: list[JobRecord]
-    more: bool  # there are older jobs after the last one
-
-
-def list_jobs(
-    engine: Engine,
-    tenant: str | None,
-    *,
-    status: str | None,
-    job_type: str | None,
-    limit: int,
-    after: tuple[datetime, str] | None,
-    batch_id: str | None = None,
-    id_prefix: str | None = None,
-) -> JobPage:
-    """A tenant's jobs (None: every tenant's), newest first, by keyset on (created_at, id)
-    after `after`; only those of the producer's batch `batch_id`, and those whose id starts
-    with `id_prefix`, when given."""
-    if batch_id is not None and "\x00" in batch_id and engine.dialect.name == "postgresql":
-        return JobPage([], False)  # no PostgreSQL text holds a NUL: no job has this batch
-    query = select(jobs)
-    if tenant is not None:
-        query = query.where(jobs.c.tenant == tenant)
-    if batch_id is not None:
-        query = query.where(jobs.c.batch_id == batch_id)
-    if id_prefix is not None:
-        query = query.where(jobs.c.id.startswith(id_prefix, autoescape=True))
-    if status is not None:
-        query = query.where(func.coalesce(jobs.c.status, "queued") == status)
-    if job_type is not None:
-        query = query.where(jobs.c.type == job_type)
-    if after is not None:
-        created, job_id = after
-        query = query.where(
-            or_(
-                jobs.c.created_at < created,
-                and_(jobs.c.created_at == created, jobs.c.id < job_id),
-            )
-        )
-    query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    return JobPage([record_of(row) for row in rows[:limit]], len(rows) > limit)
 
 
 def expired_jobs(

@@ -13,6 +13,7 @@ from streams.agents import chunks, finish, housekeeping, intake, progress, stand
 from streams.config import Settings
 from streams.exports.signing import signing_key
 from streams.kafka.admission import InOrderAdmission
+from streams.logs import HUMAN, logging_config
 from streams.memory import tune_gc
 from streams.processing.outbox import Outbox
 from streams.processing.pool import WriterPool, writer_processes
@@ -64,8 +65,15 @@ def build_worker(settings: Settings, *, api: Api | None, until_idle: bool = Fals
     return runtime
 
 
-def run_worker(runtime: Runtime, *, loglevel: str = "info") -> None:
-    """Run until stopped (or, built `until_idle`, until drained)."""
+def run_worker(runtime: Runtime, *, verbosity: int = 0, log_format: str = HUMAN) -> None:
+    """Run until stopped (or, built `until_idle`, until drained), logging as streams/logs.py
+    says. SIGTERM and SIGINT stop it gracefully (Faust's handlers)."""
     tune_gc()
-    worker = faust.Worker(runtime.app, loglevel=loglevel, quiet=True)
+    worker = faust.Worker(
+        runtime.app,
+        loglevel="info",  # below WARN: no spinner; the levels are logging_config's
+        quiet=True,
+        logging_config=logging_config(verbosity, log_format),
+        redirect_stdouts=False,  # what the worker prints (the welcome) is not a log line
+    )
     worker.execute_from_commandline()

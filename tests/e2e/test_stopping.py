@@ -34,6 +34,14 @@ def test_cancel_skips_the_rest_and_ends_cancelled(stack: Stack, db: Engine) -> N
     assert answer["status"] == "cancelling"
     again, _ = http("POST", f"{worker.url}/api/batch/jobs/{job}/cancel")
     assert again == 202  # idempotent while it is being cancelled
+    # what the cancel answered is a status the job has, in its status and in the listing
+    _, meanwhile = http("GET", f"{worker.url}/api/batch/jobs/{job}")
+    assert meanwhile["status"] == "cancelling", meanwhile
+    _, listed = http("GET", f"{worker.url}/api/batch/jobs?status=cancelling")
+    assert [item["jobId"] for item in listed["items"]] == [job]
+    assert [item["status"] for item in listed["items"]] == ["cancelling"]
+    _, active = http("GET", f"{worker.url}/api/batch/jobs?status=active")
+    assert job not in [item["jobId"] for item in active["items"]]
 
     view = stack.wait_finished(worker, job)
     progress = view["progress"]
@@ -41,6 +49,9 @@ def test_cancel_skips_the_rest_and_ends_cancelled(stack: Stack, db: Engine) -> N
     assert progress["processed"] == progress["total"] == 50_000
     assert progress["successful"] + progress["failed"] + progress["skipped"] == 50_000
     assert 0 < progress["skipped"] < 50_000
+    # the cancel's skipped records were not worked on: it shows how far it got, not 100 %
+    worked = progress["successful"] + progress["failed"]
+    assert progress["percentage"] == round(100 * worked / 50_000, 2) < 100
     assert _users(db) == view["summary"]["created"] == progress["successful"]
     assert "cancelled" in view["error"]
 

@@ -16,7 +16,7 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import Engine, inspect, text
 
-from streams.sink import chunk_indexes
+from streams.sink import chunk_indexes, job_listing
 from streams.sink import jobs as job_registry
 from streams.sink.database import make_engine
 from streams.sink.tables import create_tables
@@ -147,7 +147,7 @@ def test_the_listing_finds_a_batchs_jobs(engine: Engine) -> None:
     job_registry.insert_job(engine, api_job, "acme", "user-import", OPTIONS)
 
     def listed(tenant: str | None, batch_id: str | None) -> set[str]:
-        page = job_registry.list_jobs(
+        page = job_listing.list_jobs(
             engine, tenant, status=None, job_type=None, limit=10, after=None, batch_id=batch_id
         )
         return {job.id for job in page.jobs}
@@ -166,7 +166,7 @@ def test_the_listing_finds_jobs_by_the_start_of_their_id(engine: Engine) -> None
     other_tenant = new_job(engine, None, tenant="other")
 
     def listed(tenant: str | None, prefix: str) -> set[str]:
-        page = job_registry.list_jobs(
+        page = job_listing.list_jobs(
             engine, tenant, status=None, job_type=None, limit=10, after=None, id_prefix=prefix
         )
         return {job.id for job in page.jobs}

@@ -68,7 +68,17 @@ class Worker:
     def start(self) -> Worker:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "api", "worker", "--port", str(self.port), *self.extra_args],
+            # -v: Faust's own lines too, for a failing test's log tail
+            [
+                sys.executable,
+                "-m",
+                "api",
+                "worker",
+                "-v",
+                "--port",
+                str(self.port),
+                *self.extra_args,
+            ],
             cwd=REPO,
             env=self.env,
             stdout=log,

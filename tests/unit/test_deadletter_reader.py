@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.views import dead_letter_view, replay_view
+from api.deadletter_views import dead_letter_view, replay_view
 from streams.deadletter import dead_letter_headers
 from streams.deadletter.reader import DeadLetter, Filters, Position, parse_since
 from streams.deadletter.replay import MAX_LISTED_IDS, ReplayReport

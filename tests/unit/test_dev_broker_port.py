@@ -1,6 +1,7 @@
-"""`sluice run` and `sluice devbroker` on a port already in use: one line naming the port and
-the setting to change, exit code 78, no traceback, and no broker started (the port is tested
-before Tansu runs). `sluice config` names the address `sluice run` will use."""
+"""`sluice run`, `sluice worker` and `sluice devbroker` on a port already in use (the dev
+broker's or the API's): one line naming the port and the setting to change, exit code 78, no
+traceback, and nothing started (every port is tested before Tansu or the worker runs).
+`sluice config` names the address `sluice run` will use."""
 
 from __future__ import annotations
 
@@ -63,3 +64,27 @@ def test_sluice_config_names_the_dev_broker_address_sluice_run_uses(
     main(["config"])
     lines = capsys.readouterr().out.splitlines()
     assert "bootstrap_servers = 127.0.0.1:19092 (the dev broker of sluice run)" in lines
+
+
+def test_sluice_run_refuses_an_api_port_in_use_before_starting_anything(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], taken_port: int
+) -> None:
+    monkeypatch.setenv("SLUICE_API_PORT", str(taken_port))
+    assert main(["run"]) == 78
+    said = capsys.readouterr()
+    assert said.out == ""  # no dev broker, no key, no welcome
+    assert said.err == (
+        f"sluice: port {taken_port} is in use (another Sluice?), so the API cannot listen on "
+        f"127.0.0.1:{taken_port}: set SLUICE_API_PORT to a free port (and SLUICE_API_URL for "
+        "the sluice command)\n"
+    )
+
+
+def test_sluice_worker_refuses_an_api_port_in_use_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], taken_port: int
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    assert main(["worker", "--port", str(taken_port)]) == 78
+    said = capsys.readouterr().err
+    assert said.startswith(f"sluice: port {taken_port} is in use") and said.count("\n") == 1
+    assert "--port (or set SLUICE_API_PORT)" in said

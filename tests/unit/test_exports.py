@@ -457,3 +457,13 @@ def test_a_job_without_a_result_is_unchanged() -> None:
     )
     assert status_of(state) == "completed" and not awaits_result(state)
     assert "result" not in status_view(JOB, "user-import", state, None)
+
+
+def test_an_export_summary_says_what_it_wrote_not_what_an_import_did() -> None:
+    state = outcome(outcome(export_state(), 0), 1)
+    state["options"] = {"format": "ndjson", "filter": {"country": "DE"}, "chunkSize": 1000}
+    summary = status_view(JOB, EXPORT.name, state, None)["summary"]
+    assert summary["exported"] == state["successful"] > 0
+    assert (summary["format"], summary["filter"]) == ("ndjson", {"country": "DE"})
+    assert not {"created", "updated", "unknownColumns"} & set(summary)
+    assert {"deadLettered", "deadLetteredChunks", "lastReplayAt", "errors"} <= set(summary)

@@ -238,6 +238,7 @@ def test_status_view_fields_and_percentage() -> None:
             "currentChunk": 1,
             "totalChunks": 3,
         },
+        "createdAt": "2023-11-14T22:13:20Z",
         "startedAt": "2023-11-14T22:13:21.500000Z",
         "completedAt": None,
         "error": None,
@@ -420,3 +421,35 @@ def test_the_chunks_outcome_ends_its_wait_and_a_late_wait_changes_nothing() -> N
     state = outcome(state, 1, 0)
     assert status_of(state) == "completed"
     assert status_view(JOB, "user-import", state, None)["waitingOn"] is None
+
+
+def test_a_cancelled_job_shows_how_far_it_got_not_100_percent() -> None:
+    state = split_done(accepted(None), records=30, chunks=3)
+    state = outcome(state, 0, 0)  # applied before the cancel
+    for partition in (1, 2):  # skipped: the job was cancelled (the writer's stop mark)
+        body = {
+            "chunkIndex": partition,
+            "partition": partition,
+            "partitionSeq": 0,
+            "records": 10,
+            "successful": 0,
+            "failed": 0,
+            "skipped": 10,
+            "created": 0,
+            "updated": 0,
+            "deadLettered": False,
+            "errors": [],
+            "stopped": "cancelled",
+        }
+        state = apply_event(state, JOB, T0 + 1_000, CHUNK_OUTCOME, body)
+    view = status_view(JOB, "user-import", state, None)
+    assert view["status"] == "cancelled"
+    assert view["progress"]["processed"] == 30 and view["progress"]["skipped"] == 21
+    assert view["progress"]["percentage"] == 33.33
+
+
+def test_the_registry_totals_stand_in_until_the_split_end_is_folded() -> None:
+    state = outcome(accepted(None), 0, 0)  # the split's end not folded yet: the 202 said 64
+    view = status_view(JOB, "user-import", state, 64_000, total_chunks=64)
+    assert (view["progress"]["total"], view["progress"]["totalChunks"]) == (64_000, 64)
+    assert view["progress"]["percentage"] == round(100 * 10 / 64_000, 2)
