@@ -36,7 +36,7 @@ from streams.wire.origin import ORIGIN_HEADER, origin_mark
 
 BLOCK = 64
 MAX_UNACKNOWLEDGED = 32  # chunks sent and not acknowledged yet: past it, the oldest is waited for
-LINGER_SECONDS = 0.2
+LINGER_SECONDS = 1.0  # full chunks cost the writers less per record than quick ones
 FORGET_EVERY_SECONDS = 10.0  # how often standing jobs of days over are looked at
 MAX_HELD = 200_000  # records held for their batches' begin, in all: past it the oldest opens
 
