@@ -14,6 +14,7 @@ from streams.deadletter.reader import DeadLetter
 from streams.deadletter.replay import ReplayReport
 from streams.exceptions import PoisonMessage
 from streams.exports import signing
+from streams.job_outcome import records_outcome
 from streams.progress import FINISHED, State, new_state, status_of, waiting_on
 from streams.retention import expires_at
 from streams.sink.jobs import JobRecord
@@ -74,6 +75,8 @@ def status_view(
         "completedAt": iso_ms(s["completedAt"]),
         "error": s["error"] or _stop_message(status, s) or _result_error(status, s),
         "waitingOn": waiting_on(s) if status not in FINISHED else None,
+        "hasErrors": s["failed"] > 0,
+        "outcome": records_outcome(s) if status in FINISHED else None,
         "summary": _summary(s),
     }
     if s.get("awaitsResult"):
@@ -90,6 +93,7 @@ def _summary(s: State) -> dict[str, Any]:
         "deadLetteredChunks": len(s.get("deadLetters", {})),
         "lastReplayAt": iso_ms(s.get("lastReplayAt")),
         "unknownColumns": s["unknownColumns"],
+        "errorsTotal": s["failed"],
         "errors": sorted(s["errors"], key=lambda e: e["row"]),
     }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import math
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from streams.clock import now_ms
+from streams.estimates import RATES, estimate_seconds
 from streams.exceptions import BrokerUnavailable, LimitExceeded, RequestError
 from streams.exports.signing import signing_key
 from streams.jobtypes.base import JobType
@@ -36,9 +37,6 @@ log = logging.getLogger(__name__)
 MAX_CHUNKS_IN_FLIGHT = 32
 MAX_UNKNOWN_COLUMNS = 50
 GENERATED_BATCH = 5000  # records a generating job type hands over at a time
-# A deliberately modest rate for `estimatedTime`; the benchmark measures the real one.
-ESTIMATE_RECORDS_PER_SECOND = 20_000
-
 T = TypeVar("T")
 
 
@@ -47,10 +45,7 @@ class Accepted:
     job_id: str
     total_records: int
     total_chunks: int
-
-    @property
-    def estimated_seconds(self) -> int:
-        return max(1, math.ceil(self.total_records / ESTIMATE_RECORDS_PER_SECOND))
+    estimated_seconds: int  # still to go, from the rate of recent jobs (streams/estimates.py)
 
 
 def check_columns(job_type: JobType, columns: Iterable[str]) -> None:
@@ -91,6 +86,7 @@ class JobSubmission:
         )
         self._timeout = runtime.settings.submit_timeout
         self._open = False
+        self._began = time.monotonic()  # when the job was announced: its upload began
         # the API vouches for its caller's tenant on every chunk (streams/wire/origin.py)
         self._origin = (
             ORIGIN_HEADER,
@@ -130,6 +126,7 @@ class JobSubmission:
             )
         )
         await self._registry(job_registry.insert_job, self.tenant, self.job_type.name, self.options)
+        self._began = time.monotonic()
         self.runtime.state.uploads_in_flight += 1
         self._open = True
 
@@ -186,7 +183,10 @@ class JobSubmission:
         finally:
             self._done()
         metrics().submitted_records.inc(total_records)
-        return Accepted(self.job_id, total_records, total_chunks)
+        rate = await RATES.rate(self.runtime.engine, self.job_type.name)
+        elapsed = time.monotonic() - self._began
+        estimate = estimate_seconds(total_records, rate, elapsed)
+        return Accepted(self.job_id, total_records, total_chunks, estimate)
 
     async def _record_totals(self, total_records: int, total_chunks: int) -> None:
         """For listings; the job is accepted already (every chunk and its totals are on
