@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from streams import topics
 from streams.config import Settings
 from streams.jobtypes import input_job_types
-from streams.kafka import commit_guard
+from streams.kafka import commit_guard, pressure
 from streams.kafka.consumer import Backlog, ConsumerView
 from streams.kafka.end_offsets import install_faust_fix
 from streams.sink.database import make_engine
@@ -25,6 +25,7 @@ from streams.worker_state import WorkerState
 
 # A chunk of 10,000 wide records can pass aiokafka's 1 MiB default; the broker has no limit.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+MAX_POLL_RECORDS = 16  # events per fetched batch Faust delivers
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,9 @@ def create_faust_app(settings: Settings, web_options: Mapping[str, Any] | None =
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         # Chunks are large: a deep per-partition buffer would hold hundreds of MB.
         stream_buffer_maxsize=16,
+        # Faust delivers a fetched batch one event at a time, waiting on full buffers: a small
+        # batch lets progress events through between chunks (streams/kafka/pressure.py)
+        broker_max_poll_records=MAX_POLL_RECORDS,
         table_standby_replicas=1,
         web_enabled=True,
         web_host=settings.api_host,
@@ -185,6 +189,7 @@ def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = N
         {chunk_topic.get_topic_name(), progress_topic.get_topic_name()}
     )
     commit_guard.install(app, guard)
+    pressure.install(app, [chunk_topic.get_topic_name()])
     return Runtime(
         settings=settings,
         app=app,
