@@ -13,9 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from api.cli.credentials import auth_headers
+from api.cli.progress import JobProgress, Lines
 from streams.config import settings
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -66,31 +65,25 @@ def open_url(url: str, timeout: float = 600) -> Any:
     )
 
 
-def follow(base: str, job_id: str, interval: float = 0.5) -> int:
-    """A live progress bar until the job ends; then the summary. Exit 0 only if completed."""
-    bar = tqdm(total=None, unit="rec", unit_scale=True, desc=job_id[:8], file=sys.stderr)
+def follow(
+    base: str, job_id: str, interval: float = 0.5, estimated_seconds: int | None = None
+) -> int:
+    """Live progress on stderr until the job ends (api/cli/progress.py); then the summary.
+    Exit 0 only if completed."""
+    display = JobProgress(Lines(sys.stderr), job_id, estimated_seconds)
     view: dict[str, Any] = {}
-    try:
-        while True:
-            status, view = request("GET", f"{base}/api/batch/jobs/{job_id}")
-            if status == 200:
-                progress = view["progress"]
-                if progress["total"] is not None and bar.total != progress["total"]:
-                    bar.total = progress["total"]
-                bar.n = progress["processed"]
-                bar.set_postfix(
-                    status=view["status"], failed=progress["failed"], skipped=progress["skipped"]
-                )
-                bar.refresh()
-                if view["status"] in TERMINAL:
-                    break
-            time.sleep(interval)
-    finally:
-        bar.close()
+    while True:
+        status, view = request("GET", f"{base}/api/batch/jobs/{job_id}")
+        if status == 200:
+            display.update(view)
+            if view["status"] in TERMINAL:
+                break
+        time.sleep(interval)
     print(
         json.dumps(
             {
                 "status": view["status"],
+                "outcome": view.get("outcome"),
                 "progress": view["progress"],
                 "summary": view["summary"],
                 "error": view["error"],

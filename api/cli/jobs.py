@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from api.cli.client import api_url, download, follow, open_url, request, wait_finished
+from api.cli.progress import Lines, UploadReader
 from streams.parse import media_type_of_file
 
 
@@ -41,12 +42,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if content_type is None:
             raise SystemExit(f"cannot tell the format of {path.name}: use .csv, .ndjson or .json")
         query = urllib.parse.urlencode({"type": args.type, **options})
-        with path.open("rb") as upload:  # streamed by http.client, never read whole
+        size = path.stat().st_size
+        with (
+            path.open("rb") as file,  # streamed by http.client, never read whole
+            UploadReader(file, size, path.name, Lines(sys.stderr), header=is_csv(path)) as upload,
+        ):
             status, answer = request(
                 "POST",
                 f"{base}/api/batch/jobs?{query}",
                 upload,
-                {"Content-Type": content_type, "Content-Length": str(path.stat().st_size)},
+                {"Content-Type": content_type, "Content-Length": str(size)},
             )
     if status != 202:
         message = answer.get("error", {}).get("message", answer)
@@ -54,8 +59,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(answer, indent=2))
     if args.follow:
-        return follow(base, answer["jobId"])
+        return follow(base, answer["jobId"], estimated_seconds=answer.get("estimatedTime"))
     return 0
+
+
+def is_csv(path: Path) -> bool:
+    return media_type_of_file(path.name) == "text/csv"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -144,7 +153,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     job_id = answer["jobId"]
     if args.follow:
         print(json.dumps(answer, indent=2))
-        code = follow(base, job_id)
+        code = follow(base, job_id, estimated_seconds=answer.get("estimatedTime"))
     else:
         code = wait_finished(base, job_id)
     if code != 0:
