@@ -105,9 +105,12 @@ class UploadReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        """The server answered (or the upload broke off): the waiting line ends."""
+        """The server answered (or the upload broke off): the line ends, so what is said next
+        starts on a line of its own."""
         if self._waiting is not None:
             self._waiting.stop()
+        elif self.sent:
+            self.lines.end(self.line())
 
     def line(self) -> str:
         fraction = self.sent / self.size if self.size else 1.0

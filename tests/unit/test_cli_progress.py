@@ -150,3 +150,11 @@ def test_the_upload_shows_bytes_and_records_sent() -> None:
     assert any(re.search(r"\d+% · [\d.]+ MB of 0\.2 MB · [\d,]+ records · ", s) for s in said)
     assert "sent users.csv: 0.2 MB, 10,000 records" in out.getvalue()
     assert said[-1].endswith("done in 0:00")
+
+
+def test_an_upload_cut_short_ends_its_terminal_line() -> None:
+    out, clock = io.StringIO(), Clock()
+    lines = Lines(out, tty=True, clock=clock)
+    with UploadReader(io.BytesIO(b"email,name\na@b.c,A\n"), 19, "u.csv", lines, header=True) as up:
+        up.read(8)  # the server answered (a 400, a refused connection) before the end
+    assert out.getvalue().startswith("\ruploading u.csv") and out.getvalue().endswith("\n")
