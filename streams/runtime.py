@@ -25,7 +25,6 @@ from streams.worker_state import WorkerState
 
 # A chunk of 10,000 wide records can pass aiokafka's 1 MiB default; the broker has no limit.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
-MAX_POLL_RECORDS = 16  # events per fetched batch Faust delivers
 
 
 @dataclass(frozen=True)
@@ -95,9 +94,6 @@ def create_faust_app(settings: Settings, web_options: Mapping[str, Any] | None =
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         # Chunks are large: a deep per-partition buffer would hold hundreds of MB.
         stream_buffer_maxsize=16,
-        # Faust delivers a fetched batch one event at a time, waiting on full buffers: a small
-        # batch lets progress events through between chunks (streams/kafka/pressure.py)
-        broker_max_poll_records=MAX_POLL_RECORDS,
         table_standby_replicas=1,
         web_enabled=True,
         web_host=settings.api_host,
@@ -189,6 +185,7 @@ def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = N
         {chunk_topic.get_topic_name(), progress_topic.get_topic_name()}
     )
     commit_guard.install(app, guard)
+    # chunks are fetched as the chunk agent has room, after progress events and changelogs
     pressure.install(app, [chunk_topic.get_topic_name()])
     return Runtime(
         settings=settings,

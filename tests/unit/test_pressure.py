@@ -1,59 +1,66 @@
-"""streams/kafka/pressure.py: a full chunk buffer pauses fetching every chunk partition, not
-only the one that met it, and its draining resumes them all; other topics are untouched."""
+"""streams/kafka/pressure.py: progress events and changelogs are fetched before chunks, chunks
+only as far as the chunk agent's buffer has room (so delivering a batch never waits on it), and
+everything at once while tables recover."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from faust.transport import consumer as faust_consumer
 
-from streams.kafka import pressure
+from streams.kafka.pressure import FULL_WAIT, looks, room
 
-CHUNKS, PROGRESS = "app.chunks", "app.progress"
-ASSIGNED = {TopicPartition(topic, p) for topic in (CHUNKS, PROGRESS) for p in range(4)}
+CHUNKS, PROGRESS, CHANGELOG = "app.chunks", "app.progress", "app-job-progress-changelog"
+LAST = frozenset({CHUNKS})
+ACTIVE = {TopicPartition(t, p) for t in (CHUNKS, PROGRESS, CHANGELOG) for p in range(4)}
+OTHERS = frozenset(tp for tp in ACTIVE if tp.topic != CHUNKS)
 
 pytestmark = pytest.mark.unit
 
 
-class Consumer:
-    """What Faust's Consumer.on_buffer_full/on_buffer_drop read of themselves."""
-
-    def __init__(self, in_recovery: bool = False):
-        self.app = SimpleNamespace(in_recovery=in_recovery)
-        self._active_partitions = set(ASSIGNED)
-        self._buffered_partitions: set[Any] = set()
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(ASSIGNED)
-
-    def _get_active_partitions(self) -> set[TopicPartition]:
-        return self._active_partitions
+def test_the_others_first_then_chunks_as_far_as_the_buffer_has_room() -> None:
+    assert looks(ACTIVE, LAST, free=5, timeout=1.0, max_records=None) == [
+        (OTHERS, 0.0, None),  # a look at what is fetched already: it does not wait
+        (frozenset(ACTIVE), 1.0, 5),  # then Faust's own fetch, at most 5 events
+    ]
+    assert looks(ACTIVE, LAST, free=5, timeout=1.0, max_records=3)[-1] == (
+        frozenset(ACTIVE),
+        1.0,
+        3,
+    )
 
 
-def of(topic: str) -> set[TopicPartition]:
-    return {tp for tp in ASSIGNED if tp.topic == topic}
+def test_a_full_chunk_buffer_fetches_only_the_others_and_waits_briefly() -> None:
+    assert looks(ACTIVE, LAST, free=0, timeout=1.0, max_records=None) == [(OTHERS, FULL_WAIT, None)]
+    chunks_only = {tp for tp in ACTIVE if tp.topic == CHUNKS}
+    assert looks(chunks_only, LAST, free=0, timeout=1.0, max_records=None) == [
+        (frozenset(), FULL_WAIT, None)  # nothing to fetch: a short wait, then look again
+    ]
 
 
-def test_a_full_chunk_buffer_pauses_and_resumes_every_chunk_partition() -> None:
-    consumer = Consumer()
-    pressure.install(consumer.app, [CHUNKS])
-    faust_consumer.Consumer.on_buffer_full(consumer, TopicPartition(CHUNKS, 2))
-    assert consumer._active_partitions == of(PROGRESS)  # the next fetch: progress events only
-    assert consumer._buffered_partitions == of(CHUNKS)
-    faust_consumer.Consumer.on_buffer_drop(consumer, TopicPartition(CHUNKS, 0))
-    assert consumer._active_partitions == ASSIGNED
-    assert consumer._buffered_partitions == set()
+def test_recovery_and_other_cases_are_faust_s_own_fetch() -> None:
+    assert looks(ACTIVE, LAST, free=0, timeout=1.0, max_records=16, recovering=True) == [
+        (frozenset(ACTIVE), 1.0, None)  # only changelogs are read: take all that was fetched
+    ]
+    assert looks(OTHERS, LAST, free=0, timeout=1.0, max_records=16) == [(OTHERS, 1.0, 16)]
+    assert looks(ACTIVE, frozenset(), free=None, timeout=1.0, max_records=None) == [
+        (frozenset(ACTIVE), 1.0, None)
+    ]
+    assert looks(ACTIVE, LAST, free=None, timeout=1.0, max_records=None)[-1][2] is None
 
 
-def test_other_topics_pause_alone_and_nothing_pauses_while_tables_recover() -> None:
-    consumer = Consumer()
-    pressure.install(consumer.app, [CHUNKS])
-    faust_consumer.Consumer.on_buffer_full(consumer, TopicPartition(PROGRESS, 1))
-    assert consumer._active_partitions == ASSIGNED - {TopicPartition(PROGRESS, 1)}
-    recovering = Consumer(in_recovery=True)
-    pressure.install(recovering.app, [CHUNKS])
-    faust_consumer.Consumer.on_buffer_full(recovering, TopicPartition(CHUNKS, 1))
-    assert recovering._active_partitions == ASSIGNED
+def test_room_is_what_the_fullest_buffer_of_the_topic_s_agents_can_take() -> None:
+    def channel(held: int) -> SimpleNamespace:
+        queue: asyncio.Queue[int] = asyncio.Queue(maxsize=16)
+        for n in range(held):
+            queue.put_nowait(n)
+        return SimpleNamespace(_queue=queue)
+
+    index = {CHUNKS: [channel(10), channel(3)], PROGRESS: [channel(16)]}
+    app = SimpleNamespace(topics=SimpleNamespace(_topic_name_index=index))
+    assert room(app, LAST) == 6
+    assert room(app, frozenset({"app.unknown"})) is None
+    index[CHUNKS] = [SimpleNamespace(_queue=None)]  # an agent that has not started reading
+    assert room(app, LAST) is None
