@@ -39,5 +39,6 @@ def _failures(state: State) -> dict[str, Any]:
         "deadLetteredChunks": len(state.get("deadLetters", {})),
         "deadLettersLost": 0,  # dead-lettered chunks the broker lost (job_view: the registry's)
         "lastReplayAt": iso_ms(state.get("lastReplayAt")),
+        "errorsTotal": state["failed"],
         "errors": sorted(state["errors"], key=lambda e: e["row"]),
     }

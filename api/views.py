@@ -13,6 +13,7 @@ from streams import kept
 from streams.clock import from_ms, iso, iso_ms
 from streams.config import Settings
 from streams.exports import signing
+from streams.job_outcome import records_outcome
 from streams.progress import FINISHED, State, new_state, status_of, waiting_on
 from streams.retention import expires_at
 from streams.sink.jobs import CANCELLED, CANCELLING, JobRecord
@@ -80,6 +81,8 @@ def status_view(
         "completedAt": iso_ms(s["completedAt"]),
         "error": s["error"] or _stop_message(status, s) or _result_error(status, s),
         "waitingOn": waiting_on(s) if status not in FINISHED else None,
+        "hasErrors": s["failed"] > 0,
+        "outcome": records_outcome(s) if status in FINISHED else None,
         "summary": summary(s, job_type),
     }
     if s.get("awaitsResult"):

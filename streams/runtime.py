@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from streams import topics
 from streams.config import Settings
 from streams.jobtypes import input_job_types
-from streams.kafka import commit_guard
+from streams.kafka import commit_guard, pressure
 from streams.kafka.consumer import Backlog, ConsumerView
 from streams.kafka.end_offsets import install_faust_fix
 from streams.sink.database import make_engine
@@ -185,6 +185,8 @@ def create_runtime(settings: Settings, web_options: Mapping[str, Any] | None = N
         {chunk_topic.get_topic_name(), progress_topic.get_topic_name()}
     )
     commit_guard.install(app, guard)
+    # chunks are fetched as the chunk agent has room, after progress events and changelogs
+    pressure.install(app, [chunk_topic.get_topic_name()])
     return Runtime(
         settings=settings,
         app=app,

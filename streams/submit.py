@@ -11,7 +11,7 @@ import asyncio
 import functools
 import itertools
 import logging
-import math
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from streams import logs
 from streams.clock import now_ms
+from streams.estimates import RATES, estimate_seconds
 from streams.exceptions import (
     BrokerUnavailable,
     DatabaseUnavailable,
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 MAX_CHUNKS_IN_FLIGHT = 32
 MAX_UNKNOWN_COLUMNS = 50
 GENERATED_BATCH = 5000  # records a generating job type hands over at a time
-# A deliberately modest rate for `estimatedTime`; the benchmark measures the real one.
-ESTIMATE_RECORDS_PER_SECOND = 20_000
 # The share of SLUICE_SUBMIT_TIMEOUT a registry write waits for a lock: a locked database is a
 # 503 well within the time a submission waits for Kafka.
 REGISTRY_WAIT = 0.5
@@ -57,10 +56,7 @@ class Accepted:
     job_id: str
     total_records: int
     total_chunks: int
-
-    @property
-    def estimated_seconds(self) -> int:
-        return max(1, math.ceil(self.total_records / ESTIMATE_RECORDS_PER_SECOND))
+    estimated_seconds: int  # still to go, from the rate of recent jobs (streams/estimates.py)
 
 
 def check_columns(job_type: JobType, columns: Iterable[str]) -> None:
@@ -102,6 +98,7 @@ class JobSubmission:
         self._timeout = runtime.settings.submit_timeout
         self._open = False
         self._announced = False  # on Kafka: from then on a failure must end the job `failed`
+        self._began = time.monotonic()  # when the job was announced: its upload began
         # the API vouches for its caller's tenant on every chunk (streams/wire/origin.py)
         self._origin = (
             ORIGIN_HEADER,
@@ -161,6 +158,7 @@ class JobSubmission:
         except BrokerUnavailable:
             await self._forget()
             raise
+        self._began = time.monotonic()
         self.runtime.state.uploads_in_flight += 1
         self._open = self._announced = True
 
@@ -224,7 +222,10 @@ class JobSubmission:
             self._done()
         metrics().submitted_records.inc(total_records)
         logs.job_accepted(self.job_id, self.job_type.name, self.tenant, total_records, total_chunks)
-        return Accepted(self.job_id, total_records, total_chunks)
+        rate = await RATES.rate(self.runtime.engine, self.job_type.name)
+        elapsed = time.monotonic() - self._began
+        estimate = estimate_seconds(total_records, rate, elapsed)
+        return Accepted(self.job_id, total_records, total_chunks, estimate)
 
     async def _record_totals(self, total_records: int, total_chunks: int) -> None:
         """For listings; the job is accepted already (every chunk and its totals are on

@@ -13,8 +13,6 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from tqdm import tqdm
-
 from api.cli.credentials import auth_headers
 from api.cli.errors import (
     CONFIG,
@@ -25,6 +23,7 @@ from api.cli.errors import (
     Unreachable,
     UsageError,
 )
+from api.cli.progress import JobProgress, Lines
 from streams.config import settings
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -171,30 +170,22 @@ def unreachable(method: str, url: str, exc: BaseException, timeout: float | None
     return Unreachable(f"cannot talk to {base} ({reason}): {POINT_ELSEWHERE}")
 
 
-def follow(base: str, job_id: str, interval: float = 0.5) -> dict[str, Any]:
-    """A live progress bar until the job ends; then its status view (the caller prints it)."""
-    bar = tqdm(total=None, unit="rec", unit_scale=True, desc=job_id[:8], file=sys.stderr)
+def follow(
+    base: str, job_id: str, interval: float = 0.5, estimated_seconds: int | None = None
+) -> dict[str, Any]:
+    """Live progress on stderr until the job ends (api/cli/progress.py); then its status view
+    (the caller prints it)."""
+    display = JobProgress(Lines(sys.stderr), job_id, estimated_seconds)
     view: dict[str, Any] = {}
-    try:
-        while True:
-            status, view = request("GET", f"{base}/api/batch/jobs/{job_id}")
-            if status in GIVE_UP:
-                raise ApiError(status, view, base)
-            if status == 200:
-                progress = view["progress"]
-                if progress["total"] is not None and bar.total != progress["total"]:
-                    bar.total = progress["total"]
-                bar.n = progress["processed"]
-                bar.set_postfix(
-                    status=view["status"], failed=progress["failed"], skipped=progress["skipped"]
-                )
-                bar.refresh()
-                if view["status"] in TERMINAL:
-                    break
-            time.sleep(interval)
-    finally:
-        bar.close()
-    return view
+    while True:
+        status, view = request("GET", f"{base}/api/batch/jobs/{job_id}")
+        if status in GIVE_UP:
+            raise ApiError(status, view, base)
+        if status == 200:
+            display.update(view)
+            if view["status"] in TERMINAL:
+                return view
+        time.sleep(interval)
 
 
 def wait_finished(base: str, job_id: str, interval: float = 0.5) -> dict[str, Any]:

@@ -87,7 +87,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.follow:
         if not args.json:
             print_fields(accepted_fields(answer))
-        view = followed(base, job_id)
+        view = followed(base, job_id, answer.get("estimatedTime"))
     else:
         view = wait_finished(base, job_id)
     code, why = verdict(view, fail_on_errors=False)

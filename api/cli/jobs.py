@@ -14,6 +14,7 @@ from api.cli.client import api_url, call, follow, request
 from api.cli.errors import DATA, FAILED, INTERRUPTED, NOT_FOUND, OK, CliError, UsageError
 from api.cli.options import command
 from api.cli.output import print_fields, print_json, print_table, say
+from api.cli.progress import Lines, UploadReader
 from api.cli.render import (
     ERROR_COLUMNS,
     JOB_COLUMNS,
@@ -96,8 +97,13 @@ def _upload(base: str, path: Path, job_type: str, options: dict[str, str]) -> di
     if content_type is None:
         raise UsageError(f"cannot tell the format of {path.name}: use .csv, .ndjson or .json")
     query = urllib.parse.urlencode({"type": job_type, **options})
-    headers = {"Content-Type": content_type, "Content-Length": str(path.stat().st_size)}
-    with path.open("rb") as upload:  # streamed by http.client, never read whole
+    size = path.stat().st_size
+    headers = {"Content-Type": content_type, "Content-Length": str(size)}
+    header = content_type == "text/csv"
+    with (
+        path.open("rb") as file,  # streamed by http.client, never read whole
+        UploadReader(file, size, path.name, Lines(sys.stderr), header=header) as upload,
+    ):
         return call("POST", f"{url}?{query}", upload, headers, ok=(202,), timeout=UPLOAD_TIMEOUT)
 
 
@@ -117,7 +123,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if not args.follow:
         return OK
     sys.stdout.flush()  # the job's id is read before the bar starts, even through a pipe
-    view = followed(base, answer["jobId"])
+    view = followed(base, answer["jobId"], answer.get("estimatedTime"))
     show_job(view, args.json)
     code, why = verdict(view, fail_on_errors=args.fail_on_errors)
     if why:
@@ -125,10 +131,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return code
 
 
-def followed(base: str, job_id: str) -> dict[str, Any]:
+def followed(base: str, job_id: str, estimated_seconds: int | None = None) -> dict[str, Any]:
     """follow() the job to its end; Ctrl-C stops following, not the job, and says so."""
     try:
-        return follow(base, job_id)
+        return follow(base, job_id, estimated_seconds=estimated_seconds)
     except KeyboardInterrupt:
         shown = ids.short(job_id)
         raise CliError(

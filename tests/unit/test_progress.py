@@ -243,6 +243,8 @@ def test_status_view_fields_and_percentage() -> None:
         "completedAt": None,
         "error": None,
         "waitingOn": None,
+        "hasErrors": True,
+        "outcome": None,  # not before the job ends
         "summary": {
             "created": 5,
             "updated": 2,
@@ -251,9 +253,56 @@ def test_status_view_fields_and_percentage() -> None:
             "deadLettersLost": 0,
             "lastReplayAt": None,
             "unknownColumns": ["extra"],
+            "errorsTotal": 2,
             "errors": errors,
         },
     }
+
+
+def test_a_completed_job_says_what_became_of_its_records() -> None:
+    def finished(*chunks: tuple[int, int, int]) -> dict[str, Any]:
+        state = split_done(accepted(None), records=10 * len(chunks), chunks=len(chunks))
+        for partition, (successful, failed, skipped) in enumerate(chunks):
+            counts = {"successful": successful, "failed": failed, "skipped": skipped}
+            state = outcome(state, partition, 0, **counts)
+        return status_view(JOB, "user-import", state, None)
+
+    clean = finished((9, 0, 1), (10, 0, 0))
+    assert (clean["status"], clean["outcome"], clean["hasErrors"]) == ("completed", "clean", False)
+    assert clean["summary"]["errorsTotal"] == 0
+    some = finished((9, 0, 1), (7, 3, 0))
+    assert (some["status"], some["outcome"], some["hasErrors"]) == (
+        "completed",
+        "withErrors",
+        True,
+    )
+    every = finished((0, 10, 0), (0, 10, 0))
+    assert (every["status"], every["outcome"], every["summary"]["errorsTotal"]) == (
+        "completed",
+        "allFailed",
+        20,
+    )
+    # skipped records are not failures: failed and skipped only is not "allFailed"
+    assert finished((0, 5, 5))["outcome"] == "withErrors"
+
+
+def test_a_dead_lettered_chunk_counts_as_failed_records_in_the_outcome() -> None:
+    state = split_done(accepted(None), records=20, chunks=2)
+    state = outcome(state, 0, 0, successful=10, failed=0, skipped=0)
+    state = outcome(state, 1, 0, successful=0, failed=10, skipped=0, dead_lettered=True)
+    view = status_view(JOB, "user-import", state, None)
+    assert (view["status"], view["outcome"], view["hasErrors"]) == ("completed", "withErrors", True)
+    assert (view["summary"]["deadLettered"], view["summary"]["errorsTotal"]) == (10, 10)
+
+
+def test_errors_keep_a_sample_while_errors_total_counts_them_all() -> None:
+    state = split_done(accepted(None), records=30, chunks=3)
+    for partition in range(3):
+        errors = [{"row": 10 * partition + n, "field": "age", "reason": "bad"} for n in range(8)]
+        counts = {"successful": 2, "failed": 8, "skipped": 0}
+        state = outcome(state, partition, 0, errors=errors, **counts)
+    summary = status_view(JOB, "user-import", state, None)["summary"]
+    assert (len(summary["errors"]), summary["errorsTotal"]) == (10, 24)
 
 
 def test_status_view_of_a_completed_job_is_100_percent() -> None:
