@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -269,7 +270,9 @@ def test_sluice_run_hints_at_its_own_url(stack: Stack, tmp_path: Path) -> None:
     process = start_run(env, log)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process, log)
-        said = log.read_text()
+        deadline = time.monotonic() + 30  # the welcome follows the first answer to /api/health
+        while "bin/sluice submit" not in (said := log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert f"API: http://127.0.0.1:{port}" in said
         hint = next(line for line in said.splitlines() if "bin/sluice submit" in line)
         args = hint.split()[1:]  # as pasted, but with this interpreter

@@ -56,7 +56,15 @@ def test_submit_and_export_follow_show_progress_a_person_can_read(
     path.write_bytes(upload.csv_bytes())
     options = ("--opt", "chunkSize=100", "--opt", "skipDuplicates=true")
     done = sluice(
-        stack, worker.url, "submit", str(path), "--type", "user-import", *options, "--follow"
+        stack,
+        worker.url,
+        "submit",
+        str(path),
+        "--type",
+        "user-import",
+        *options,
+        "--follow",
+        "--json",
     )
     assert done.returncode == 0, done.stderr
     stderr = done.stderr
@@ -71,7 +79,7 @@ def test_submit_and_export_follow_show_progress_a_person_can_read(
     )
 
     # the job: whole counts, sane rates, and how it ended
-    summary = json.loads(done.stdout[done.stdout.rindex('{\n  "status"') :])
+    summary = json.loads(done.stdout)  # --json: the job as it ended, one document
     failed = summary["progress"]["failed"]
     assert failed > 0 and summary["outcome"] == "withErrors"  # generate() makes invalid rows
     assert job_lines(stderr, 30_000), stderr
