@@ -11,7 +11,7 @@ from api.cli import ids
 from api.cli.client import api_url, call
 from api.cli.errors import OK
 from api.cli.options import command
-from api.cli.output import print_fields, print_json, print_table, say
+from api.cli.output import print_fields, print_json, print_page
 from api.cli.render import DLQ_COLUMNS, dead_letter_fields, dead_letter_rows, replay_text
 
 
@@ -66,13 +66,9 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(answer)
         return OK
-    if not answer["items"]:
-        waiting = "" if args.all else " waiting for a replay (--all: every one)"
-        say(f"no dead letters{waiting} at {base}")
-        return OK
-    print_table(DLQ_COLUMNS, dead_letter_rows(answer["items"]))
-    if answer["nextCursor"]:
-        say(f"(more: --cursor '{answer['nextCursor']}')")
+    waiting = "" if args.all else " waiting for a replay (--all: every one)"
+    rows = list(dead_letter_rows(answer["items"]))
+    print_page(DLQ_COLUMNS, rows, answer["nextCursor"], f"no dead letters{waiting} at {base}")
     return OK
 
 

@@ -13,7 +13,7 @@ from api.cli import ids
 from api.cli.client import api_url, call, follow, request
 from api.cli.errors import DATA, FAILED, INTERRUPTED, NOT_FOUND, OK, CliError, UsageError
 from api.cli.options import command
-from api.cli.output import print_fields, print_json, print_table, say
+from api.cli.output import print_fields, print_json, print_page, print_table, say
 from api.cli.progress import Lines, UploadReader
 from api.cli.render import (
     ERROR_COLUMNS,
@@ -190,12 +190,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.json:
         print_json(page)
         return OK
-    if not page["items"]:
-        say(f"no jobs at {base}")
-        return OK
-    print_table(JOB_COLUMNS, job_rows(page["items"]))
-    if page["nextCursor"]:
-        say(f"(more: --cursor '{page['nextCursor']}')")
+    rows = list(job_rows(page["items"]))
+    print_page(JOB_COLUMNS, rows, page["nextCursor"], f"no jobs at {base}")
     return OK
 
 

@@ -51,6 +51,19 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     _print(table)
 
 
+def print_page(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], next_cursor: str | None, empty: str
+) -> None:
+    """One page of a listing as a table (or `empty` said when it has no rows), and how to
+    get the next page."""
+    if not rows:
+        say(empty)
+        return
+    print_table(columns, rows)
+    if next_cursor:
+        say(f"(more: --cursor '{next_cursor}')")
+
+
 def _print(renderable: Any) -> None:
     """Rendered by rich, written without the spaces that pad the last column."""
     with console().capture() as captured:

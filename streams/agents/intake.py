@@ -8,6 +8,7 @@ reason, and its partition flows on."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 from typing import Any
@@ -19,9 +20,11 @@ from streams.intake.batches import Batches
 from streams.intake.messages import BEGIN, END, Refused, ValueReader, read_message
 from streams.intake.reader import IntakeReader
 from streams.intake.registry import SchemaRegistry
-from streams.intake.splitter import LINGER_SECONDS, IntakeSplitter
+from streams.intake.splitter import LINGER_SECONDS, IntakeSplitter, Where
 from streams.kafka.commit_guard import CommitGuard
+from streams.retry import backoff_delay
 from streams.runtime import Runtime
+from streams.sink.faults import database_away
 from streams.wire.records import confluent_schema_id, decode_record_value, record_schemas
 
 log = logging.getLogger(__name__)
@@ -32,7 +35,7 @@ def register(runtime: Runtime) -> None:
         return
     guard = CommitGuard(topic.get_topic_name() for topic in runtime.input_topics.values())
     splitter = IntakeSplitter(runtime, Batches(runtime), guard)
-    reader = IntakeReader(runtime, guard, _taker(runtime, splitter), splitter.flush_all)
+    reader = IntakeReader(runtime, guard, _Taker(runtime, splitter), splitter.flush_all)
     runtime.backlogs.append(reader.backlog)
 
     @runtime.app.task
@@ -44,27 +47,55 @@ def register(runtime: Runtime) -> None:
         await splitter.flush_due()
 
 
-def _taker(runtime: Runtime, splitter: IntakeSplitter) -> Any:
+class _Taker:
     """What is done with one message of an input topic."""
-    settings = runtime.settings
-    allowed, default_tenant = settings.upstream_tenant_names, settings.upstream_default_tenant
-    url = settings.schema_registry_url
-    values = _ValueReaders(SchemaRegistry(url) if url else None)
 
-    async def take(message: Any) -> None:
+    def __init__(self, runtime: Runtime, splitter: IntakeSplitter):
+        settings = runtime.settings
+        self.runtime, self.splitter = runtime, splitter
+        self.allowed, self.default_tenant = (
+            settings.upstream_tenant_names,
+            settings.upstream_default_tenant,
+        )
+        url = settings.schema_registry_url
+        self.values = _ValueReaders(SchemaRegistry(url) if url else None)
+        topics = runtime.input_topics.items()
+        self.job_types = {topic.get_topic_name(): name for name, topic in topics}
+
+    async def __call__(self, message: Any) -> None:
+        """Take one message. The database away is waited out; any other failure dead-letters
+        this message alone, so that no message can stop the intake (or the worker)."""
         where = (TopicPartition(message.topic, message.partition), message.offset)
+        attempt = 0
+        while True:
+            try:
+                await self._take(message, where)
+                return
+            except Exception as exc:
+                if database_away(exc):
+                    attempt += 1
+                    log.warning("intake waits for the database (%s)", exc)
+                    await asyncio.sleep(backoff_delay(attempt))
+                    continue
+                log.exception("dead-lettering %s: it could not be taken", _where(message))
+                await dead_letter(self.runtime.app.producer, message, exc)
+                self.splitter.guard.done(*where)
+                return
+
+    async def _take(self, message: Any, where: Where) -> None:
+        splitter = self.splitter
         try:
             read = read_message(
-                job_type=job_type_of(message.topic),
+                job_type=self.job_types[message.topic],
                 headers=dict(message.headers or ()),
                 value=message.value,
                 topic=message.topic,
                 partition=message.partition,
                 offset=message.offset,
                 timestamp_ms=int(message.timestamp),
-                default_tenant=default_tenant,
-                allowed_tenants=allowed,
-                read_value=await values.reader(message.value),
+                default_tenant=self.default_tenant,
+                allowed_tenants=self.allowed,
+                read_value=await self.values.reader(message.value),
             )
             if read.kind == BEGIN:
                 await splitter.batches.begin(read)
@@ -74,19 +105,13 @@ def _taker(runtime: Runtime, splitter: IntakeSplitter) -> Any:
                 await splitter.add(read, where)
                 return  # done once its chunk is acknowledged
         except Refused as exc:
-            log.warning(
-                "dead-lettering %s[%d]@%d: %s",
-                message.topic,
-                message.partition,
-                message.offset,
-                exc,
-            )
-            await dead_letter(runtime.app.producer, message, exc)
+            log.warning("dead-lettering %s: %s", _where(message), exc)
+            await dead_letter(self.runtime.app.producer, message, exc)
         splitter.guard.done(*where)
 
-    job_types = {topic.get_topic_name(): name for name, topic in runtime.input_topics.items()}
-    job_type_of = job_types.__getitem__
-    return take
+
+def _where(message: Any) -> str:
+    return f"{message.topic}[{message.partition}]@{message.offset}"
 
 
 class _ValueReaders:

@@ -182,7 +182,10 @@ class Batches:
 
     def _removed(self, message: IntakeMessage) -> OpenJob:
         job_type = JOB_TYPES[message.job_type]
-        job = OpenJob(message.job_id, message.tenant, job_type, message.batch, {}, removed=True)
+        options = self._defaults(message)  # nothing is applied: any options will do
+        job = OpenJob(
+            message.job_id, message.tenant, job_type, message.batch, options, removed=True
+        )
         self.open[message.job_id] = job
         return job
 

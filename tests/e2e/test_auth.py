@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Engine, text
 
 from api.http import routes
-from tests.support.workers import REPO, Stack, Worker, http
+from tests.support.workers import REPO, Stack, Worker, http, run_cli
 
 LEAKS = ("Traceback", 'File "', "postgresql://", "sqlite://", "/work/", "/tmp/", "site-packages")
 LEAKS += ("SELECT ", "INSERT ", "psycopg2", "sqlalchemy", "sluice_api_keys")
@@ -265,14 +264,7 @@ def test_every_endpoint_needs_a_valid_key_with_its_scope_and_the_owners_tenant(
 def _sluice(stack: Stack, config: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = stack.env(SLUICE_CONFIG_FILE=config, SLUICE_API_URL=stack.workers[0].url)
     env.pop("SLUICE_API_KEY")
-    return subprocess.run(
-        [sys.executable, "-m", "api", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(args, env, 60)
 
 
 def test_keys_made_with_the_cli_work_and_a_revoke_holds_at_once_on_every_worker(

@@ -29,18 +29,11 @@ from streams.sink import jobs as job_registry
 from tests.e2e.test_dev_run import start_run, stop, wait_healthy
 from tests.e2e.test_replay import SLOW, TRIGGER, _sql
 from tests.support.users_data import generate
-from tests.support.workers import REPO, TEST_API_KEY, Stack, Worker
+from tests.support.workers import REPO, TEST_API_KEY, Stack, Worker, run_cli
 
 
 def sluice(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "api", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(args, env, timeout)
 
 
 def failed(done: subprocess.CompletedProcess, code: int, *said: str, bar: bool = False) -> str:

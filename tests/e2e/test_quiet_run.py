@@ -10,7 +10,6 @@ import re
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from streams.devbroker import free_port
 from tests.e2e.test_dev_broker_port import dev_run_env
 from tests.e2e.test_dev_run import wait_healthy
 from tests.e2e.test_process_tree import start
-from tests.support.workers import REPO, Stack
+from tests.support.workers import Stack, run_cli
 
 TABLE = re.compile(r"^\s*[+|]|[─│┌┐└┘├┤┬┴┼]")  # Faust's boxes, and any drawn with lines
 EVENT = re.compile(r"^\d\d:\d\d:\d\d ")
@@ -29,14 +28,7 @@ def noise(text: str) -> list[str]:
 
 
 def cli(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api", *command],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(command, env)
 
 
 def wait_said(log: Path, pattern: str, timeout: float = 60) -> str:

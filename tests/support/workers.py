@@ -22,6 +22,20 @@ REPO = Path(__file__).resolve().parents[2]
 TEST_API_KEY = "sluice_test-key-of-the-default-tenant-0000000000"
 
 
+def run_cli(
+    args: list[str] | tuple[str, ...], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The `sluice` command as a person runs it: a process of its own, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "api", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
