@@ -30,9 +30,7 @@ import io
 import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 import urllib.request
 import zlib
@@ -42,19 +40,15 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from streams.devbroker import start_dev_broker
 from streams.exports.formats import COLUMNS, COMPRESS_LEVEL, FORMATS, neutralize
 from tests.bench.bench_import import (
     WorkerProcess,
     engine_for,
-    fresh_schema,
     http_json,
-    psycopg2_url,
     rate,
-    start_worker,
+    start_worker_stack,
 )
 from tests.bench.common import REPO, BenchFailure, run_bench
-from tests.support.postgres import session_database
 
 RESULTS_DIR = REPO / "bench-results"
 POLL_SECONDS = 0.1
@@ -233,14 +227,8 @@ def _count_rows(path: Path, fmt: str) -> int:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
-        work = Path(tempfile.mkdtemp(prefix="sluice-bench-export-"))
-        stack.callback(shutil.rmtree, work, ignore_errors=True)
-        database_url, source = stack.enter_context(session_database())
-        admin = stack.enter_context(engine_for(psycopg2_url(database_url)))
-        broker = start_dev_broker(log_path=work / "broker.log")
-        stack.callback(broker.stop)
-        url = stack.enter_context(fresh_schema(admin, "export"))
-        worker = start_worker(stack, args, broker.bootstrap_servers, url, work)
+        started = start_worker_stack(stack, args, "export")
+        work, source, url, worker = started.work, started.postgres, started.url, started.worker
         engine = stack.enter_context(engine_for(url))  # the worker created the tables
 
         print(f"seeding {args.rows:,} users ...", flush=True)

@@ -430,6 +430,31 @@ class WorkerProcess:
             return "(no worker log)"
 
 
+@dataclass
+class WorkerStack:
+    """One worker process on its own embedded broker and a fresh PostgreSQL schema."""
+
+    work: Path  # a scratch directory, removed afterwards
+    postgres: str  # where the session's PostgreSQL came from
+    bootstrap_servers: str
+    url: str  # the fresh schema's database URL
+    worker: WorkerProcess
+
+
+def start_worker_stack(
+    stack: contextlib.ExitStack, args: argparse.Namespace, label: str
+) -> WorkerStack:
+    work = Path(tempfile.mkdtemp(prefix=f"sluice-bench-{label}-"))
+    stack.callback(shutil.rmtree, work, ignore_errors=True)
+    database_url, source = stack.enter_context(session_database())
+    admin = stack.enter_context(engine_for(psycopg2_url(database_url)))
+    broker = start_dev_broker(log_path=work / "broker.log")
+    stack.callback(broker.stop)
+    url = stack.enter_context(fresh_schema(admin, label))
+    worker = start_worker(stack, args, broker.bootstrap_servers, url, work)
+    return WorkerStack(work, source, broker.bootstrap_servers, url, worker)
+
+
 def start_worker(
     stack: contextlib.ExitStack, args: argparse.Namespace, bootstrap: str, db_url: str, work: Path
 ) -> WorkerProcess:

@@ -16,29 +16,22 @@ import argparse
 import contextlib
 import json
 import random
-import shutil
-import tempfile
 import time
 import urllib.parse
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
 from sqlalchemy import text
 
-from streams.devbroker import start_dev_broker
 from tests.bench.bench_import import (
     POLL_SECONDS,
     WorkerProcess,
     engine_for,
-    fresh_schema,
     http_json,
-    psycopg2_url,
     rate,
-    start_worker,
+    start_worker_stack,
 )
 from tests.bench.common import BenchFailure, run_bench
-from tests.support.postgres import session_database
 
 BATCH = "bench-batch"
 
@@ -139,19 +132,11 @@ def check(view: Any, rows: int, valid: int, label: str) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     records, valid = generate(args.rows, args.seed)
     with contextlib.ExitStack() as stack:
-        work = Path(tempfile.mkdtemp(prefix="sluice-bench-upstream-"))
-        stack.callback(shutil.rmtree, work, ignore_errors=True)
-        database_url, _ = stack.enter_context(session_database())
-        admin = stack.enter_context(engine_for(psycopg2_url(database_url)))
-        broker = start_dev_broker(log_path=work / "broker.log")
-        stack.callback(broker.stop)
-        url = stack.enter_context(fresh_schema(admin, "upstream"))
-        worker = start_worker(stack, args, broker.bootstrap_servers, url, work)
-        warm_up(worker, broker.bootstrap_servers, args.timeout)
+        started = start_worker_stack(stack, args, "upstream")
+        worker, servers, url = started.worker, started.bootstrap_servers, started.url
+        warm_up(worker, servers, args.timeout)
         print(f"a. {args.rows:,} records through the input topic ...", flush=True)
-        topic_seconds, topic_view = through_topic(
-            worker, broker.bootstrap_servers, records, args.timeout
-        )
+        topic_seconds, topic_view = through_topic(worker, servers, records, args.timeout)
         check(topic_view, args.rows, valid, "input topic")
         with engine_for(url) as engine, engine.begin() as connection:
             connection.execute(text("TRUNCATE users"))
